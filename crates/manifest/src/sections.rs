@@ -1,0 +1,134 @@
+//! The typed payload sections. Each tool owns one; see [`crate::Section`].
+//!
+//! Field names are part of the manifest format: add fields freely, but
+//! rename or remove one only with a major version bump.
+
+use std::collections::BTreeMap;
+
+use file_details::FileDetails;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Section;
+
+/// Storage mode of an ostree repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RepoMode {
+    /// Compressed objects, servable over HTTP (`archive-z2` in `config`).
+    Archive,
+    /// Plain files owned by their real uid/gid: needs root.
+    Bare,
+    /// Plain files, ownership kept in extended attributes.
+    BareUser,
+    /// Plain files, no ownership or xattrs kept.
+    BareUserOnly,
+}
+
+impl RepoMode {
+    /// The name used on our command lines and in the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoMode::Archive => "archive",
+            RepoMode::Bare => "bare",
+            RepoMode::BareUser => "bare-user",
+            RepoMode::BareUserOnly => "bare-user-only",
+        }
+    }
+}
+
+impl std::fmt::Display for RepoMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `payload.repo`, written by `repo-init`: the ostree repository the
+/// pipeline works on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RepoSection {
+    /// Absolute path of the repository.
+    pub path: String,
+    /// Storage mode.
+    pub mode: RepoMode,
+    /// True when this run created the repository, false when it existed.
+    pub created: bool,
+    /// `core.collection-id`, if any.
+    pub collection_id: Option<String>,
+    /// Config keys set through `--set SECTION.KEY=VALUE`, as they now read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
+}
+
+impl Section for RepoSection {
+    const NAME: &'static str = "repo";
+}
+
+/// One ref as the summary file lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SummaryRef {
+    /// Ref name, e.g. `fedora-atomic/rawhide/x86_64/docker-host`.
+    pub name: String,
+    /// Commit checksum (64 hex digits).
+    pub commit: String,
+    /// `ostree.commit.timestamp`: the commit time, seconds since the epoch.
+    pub timestamp: u64,
+    /// `ostree.commit.version`, when the commit has one.
+    pub version: Option<String>,
+}
+
+/// A static delta present in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DeltaEntry {
+    /// Source commit; `None` for a from-scratch delta.
+    pub from: Option<String>,
+    /// Target commit.
+    pub to: String,
+    /// True when this run generated it.
+    pub generated: bool,
+}
+
+/// The detached GPG signature `summary.sig`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignatureFile {
+    /// Absolute path of `summary.sig`.
+    pub path: String,
+    /// Its size, mtime and digests.
+    #[serde(flatten)]
+    pub file: FileDetails,
+    /// Key ids it was signed with in this run.
+    pub key_ids: Vec<String>,
+}
+
+/// `payload.summary`, written by `summary-gen`: the summary file as written,
+/// read back from disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SummarySection {
+    /// Absolute path of the repository.
+    pub repo: String,
+    /// Absolute path of the `summary` file.
+    pub path: String,
+    /// Size, mtime and digests of the `summary` file.
+    #[serde(flatten)]
+    pub file: FileDetails,
+    /// `ostree.summary.last-modified` from the summary itself, seconds
+    /// since the epoch.
+    pub last_modified: Option<u64>,
+    /// Refs listed in the summary, sorted by name as ostree writes them.
+    pub refs: Vec<SummaryRef>,
+    /// True when `summary.sig` was written in this run.
+    pub signed: bool,
+    /// `summary.sig`, when signed.
+    pub signature: Option<SignatureFile>,
+    /// Static deltas present in the repository.
+    pub deltas: Vec<DeltaEntry>,
+    /// Every summary-level metadata key with its value in GVariant text
+    /// format, e.g. `"ostree.summary.mode": "'archive-z2'"`.
+    pub metadata: BTreeMap<String, String>,
+    /// Wall-clock seconds the step took.
+    pub duration_s: f64,
+}
+
+impl Section for SummarySection {
+    const NAME: &'static str = "summary";
+}
