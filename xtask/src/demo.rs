@@ -1,0 +1,147 @@
+//! `cargo xtask demo`: the pipeline on the fixtures, end to end.
+//!
+//! For now: repo-init, two commits of the fixture tree (rpm-compose takes
+//! this step over when it lands), summary-gen with static deltas. The
+//! manifest goes to stdout and `target/demo/manifest.json`; a short human
+//! summary goes to stderr.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context};
+use serde_json::Value;
+
+use crate::{deps, root, run};
+
+const REF: &str = "releng-demo/rawhide/x86_64/atomic-host";
+
+pub fn run() -> anyhow::Result<()> {
+    deps::ensure()?;
+    let root = root();
+    run::cargo(&root, &["build", "--workspace", "--bins"])?;
+    let demo = root.join("target/demo");
+    if demo.exists() {
+        std::fs::remove_dir_all(&demo).context("removing the previous demo")?;
+    }
+    std::fs::create_dir_all(&demo)?;
+    let repo = demo.join("repo");
+    let repo_s = repo.to_str().context("path is not UTF-8")?;
+    let bin = |name: &str| run::debug_bin(&root, name);
+
+    // repo-init starts the manifest.
+    let manifest = pipe(
+        Command::new(bin("repo-init")).args(["--repo", repo_s, "--mode", "archive"]),
+        None,
+    )?;
+
+    // Two builds of the fixture tree, the second on top of the first.
+    let fixtures = root.join("fixtures/demo-tree");
+    for (version, layers) in [("1.0", &["base"][..]), ("1.1", &["base", "update"][..])] {
+        let mut cmd = Command::new("ostree");
+        cmd.args([
+            "commit",
+            "--repo",
+            repo_s,
+            "-b",
+            REF,
+            "--owner-uid=0",
+            "--owner-gid=0",
+        ])
+        .arg(format!("--subject=Releng demo {version}"))
+        .arg(format!("--add-metadata-string=version={version}"));
+        for layer in layers {
+            cmd.arg(format!("--tree=dir={}", fixtures.join(layer).display()));
+        }
+        run::output(&mut cmd)?;
+    }
+
+    // summary-gen reads the manifest on stdin, as in a shell pipeline.
+    let manifest = pipe(
+        Command::new(bin("summary-gen")).args(["--static-deltas", "-m", "xa.title='Releng demo'"]),
+        Some(&manifest),
+    )?;
+    std::fs::write(demo.join("manifest.json"), &manifest)?;
+    report(&manifest, &demo, &root)?;
+    std::io::stdout().write_all(&manifest)?;
+    Ok(())
+}
+
+/// Runs one pipeline step with `input` on stdin; returns its stdout.
+fn pipe(cmd: &mut Command, input: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
+    let name = Path::new(cmd.get_program())
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    eprintln!(
+        "+ {name} {}",
+        cmd.get_args()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut child = cmd
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))?;
+    if let Some(bytes) = input {
+        child.stdin.take().expect("piped").write_all(bytes)?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{name} failed: {}", out.status);
+    }
+    Ok(out.stdout)
+}
+
+fn report(manifest: &[u8], demo: &Path, root: &Path) -> anyhow::Result<()> {
+    let doc: Value = serde_json::from_slice(manifest)?;
+    let p = &doc["payload"];
+    let rel = |s: &str| {
+        Path::new(s)
+            .strip_prefix(root)
+            .map(|r| r.display().to_string())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let repo = &p["repo"];
+    let summary = &p["summary"];
+    eprintln!();
+    eprintln!("Releng demo done:");
+    eprintln!(
+        "  repository  {} ({}, {})",
+        rel(repo["path"].as_str().unwrap_or("?")),
+        repo["mode"].as_str().unwrap_or("?"),
+        if repo["created"] == true {
+            "created"
+        } else {
+            "existing"
+        }
+    );
+    for r in summary["refs"].as_array().into_iter().flatten() {
+        eprintln!(
+            "  ref         {} = {:.12} (version {})",
+            r["name"].as_str().unwrap_or("?"),
+            r["commit"].as_str().unwrap_or("?"),
+            r["version"].as_str().unwrap_or("none")
+        );
+    }
+    eprintln!(
+        "  summary     {} bytes, sha256 {:.16}…, {} static delta(s), took {:.3} s",
+        summary["size"],
+        summary["sha256"].as_str().unwrap_or("?"),
+        summary["deltas"].as_array().map_or(0, Vec::len),
+        summary["duration_s"].as_f64().unwrap_or(0.0)
+    );
+    eprintln!(
+        "  manifest    {}",
+        rel(demo.join("manifest.json").to_str().unwrap_or("?"))
+    );
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! `cargo xtask deps`: install the system packages the workspace needs.
+
+use std::process::{Command, Stdio};
+
+use anyhow::bail;
+
+use crate::run;
+
+/// Debian/Ubuntu packages: build (first group) and test oracles (second).
+pub const DEBIAN: &[&str] = &[
+    "gcc",
+    "libc6-dev",
+    "pkg-config",
+    "libglib2.0-dev",
+    "libostree-dev",
+    // Oracles and helpers the tests and the demo run.
+    "ostree",
+    "gnupg",
+    "gpgv",
+];
+
+/// Fedora packages, same roles.
+pub const FEDORA: &[&str] = &[
+    "gcc",
+    "pkgconf-pkg-config",
+    "glib2-devel",
+    "ostree-devel",
+    "ostree",
+    "gnupg2",
+];
+
+enum Family {
+    Debian,
+    Fedora,
+}
+
+fn family() -> anyhow::Result<Family> {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let ids = format!("{} {}", field("ID="), field("ID_LIKE="));
+    if ids
+        .split_whitespace()
+        .any(|i| i == "debian" || i == "ubuntu")
+    {
+        Ok(Family::Debian)
+    } else if ids.split_whitespace().any(|i| i == "fedora" || i == "rhel") {
+        Ok(Family::Fedora)
+    } else {
+        bail!(
+            "unsupported distribution `{}`: install the equivalents of {} by hand",
+            ids.trim(),
+            DEBIAN.join(" ")
+        )
+    }
+}
+
+fn installed(family: &Family, pkg: &str) -> bool {
+    let mut cmd = match family {
+        Family::Debian => {
+            let mut c = Command::new("dpkg-query");
+            c.args(["-W", "-f=${db:Status-Status}", pkg]);
+            c
+        }
+        Family::Fedora => {
+            let mut c = Command::new("rpm");
+            c.args(["-q", "--whatprovides", pkg]);
+            c
+        }
+    };
+    match cmd.stderr(Stdio::null()).output() {
+        Ok(out) => match family {
+            Family::Debian => out.status.success() && out.stdout == b"installed",
+            Family::Fedora => out.status.success(),
+        },
+        Err(_) => false,
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { geteuid() == 0 }
+}
+
+extern "C" {
+    fn geteuid() -> u32;
+}
+
+/// Installs whatever is missing; not root and something missing: prints the
+/// command to run and fails.
+pub fn ensure() -> anyhow::Result<()> {
+    let family = family()?;
+    let wanted = match family {
+        Family::Debian => DEBIAN,
+        Family::Fedora => FEDORA,
+    };
+    let missing: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|p| !installed(&family, p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = match family {
+        Family::Debian => format!(
+            "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
+            missing.join(" ")
+        ),
+        Family::Fedora => format!("dnf install -y {}", missing.join(" ")),
+    };
+    if !is_root() {
+        eprintln!("xtask: missing system packages: {}", missing.join(" "));
+        eprintln!("xtask: run as root:\n    {install}");
+        bail!("system packages missing");
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    match family {
+        Family::Debian => {
+            run::status(Command::new("apt-get").arg("update"))?;
+            run::status(
+                Command::new("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "--no-install-recommends"])
+                    .args(&missing),
+            )
+        }
+        Family::Fedora => run::status(Command::new("dnf").args(["install", "-y"]).args(&missing)),
+    }
+}
