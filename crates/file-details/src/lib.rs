@@ -85,7 +85,11 @@ impl FileDetails {
     /// Details of a file already read into memory, with the mtime its
     /// descriptor reported: describes exactly the bytes the caller parsed.
     pub fn from_bytes(data: &[u8], mtime: i64) -> FileDetails {
-        let d = digest_bytes(data);
+        let d = if data.len() as u64 > PARALLEL_BYTES {
+            digest_bytes_parallel(data)
+        } else {
+            digest_bytes(data)
+        };
         FileDetails {
             size: data.len() as u64,
             mtime,
@@ -113,6 +117,25 @@ pub fn digest_bytes(data: &[u8]) -> Digests {
         sha256: hex(&Sha256::digest(data)),
         sha512: hex(&Sha512::digest(data)),
     }
+}
+
+/// In-memory buffers larger than this are hashed on two threads.
+const PARALLEL_BYTES: u64 = 256 << 10;
+
+/// Digests of an in-memory buffer, sha256+md5 on one thread and
+/// sha512+sha1 on another (about equal cost).
+fn digest_bytes_parallel(data: &[u8]) -> Digests {
+    std::thread::scope(|s| {
+        let other = s.spawn(|| (hex(&Sha512::digest(data)), hex(&Sha1::digest(data))));
+        let (sha256, md5) = (hex(&Sha256::digest(data)), hex(&Md5::digest(data)));
+        let (sha512, sha1) = other.join().expect("sha512 worker panicked");
+        Digests {
+            md5,
+            sha1,
+            sha256,
+            sha512,
+        }
+    })
 }
 
 /// Lower-case hex of `bytes`.
@@ -223,6 +246,7 @@ mod tests {
         f.flush().unwrap();
         let details = FileDetails::of_path(f.path()).unwrap();
         let expect = digest_bytes(&data);
+        assert_eq!(FileDetails::from_bytes(&data, details.mtime), details);
         assert_eq!(details.size, data.len() as u64);
         assert_eq!(details.md5, expect.md5);
         assert_eq!(details.sha1, expect.sha1);

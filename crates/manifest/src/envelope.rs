@@ -1,5 +1,6 @@
 //! The envelope (`header` + `payload`) and typed access to its sections.
 
+use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -22,11 +23,41 @@ pub trait Section: Serialize + DeserializeOwned {
 }
 
 /// A releng manifest document.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Manifest {
     header: Map<String, Value>,
-    payload: Map<String, Value>,
+    payload: IndexMap<String, Slot>,
 }
+
+/// One payload section as held in memory.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// As read from the input: passed through as it came.
+    Json(Value),
+    /// Set by this tool: pretty JSON already indented for its place in the
+    /// document. Rendering straight from the typed section once skips a
+    /// `Value` tree that a section of 10,000 refs would make costly.
+    Rendered(String),
+}
+
+impl Slot {
+    fn to_value(&self) -> Value {
+        match self {
+            Slot::Json(v) => v.clone(),
+            Slot::Rendered(text) => serde_json::from_str(text).expect("we rendered valid JSON"),
+        }
+    }
+}
+
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Manifest) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+/// Indentation of a payload section in the pretty document (two levels of
+/// two spaces: `{"payload": {"section": …}}`).
+const SECTION_DEPTH: usize = 2;
 
 impl Default for Manifest {
     fn default() -> Self {
@@ -42,7 +73,7 @@ impl Manifest {
         header.insert("version".into(), FORMAT_VERSION.into());
         Manifest {
             header,
-            payload: Map::new(),
+            payload: IndexMap::new(),
         }
     }
 
@@ -90,7 +121,7 @@ impl Manifest {
             )));
         }
         let payload = match doc.remove("payload") {
-            Some(Value::Object(p)) => p,
+            Some(Value::Object(p)) => p.into_iter().map(|(k, v)| (k, Slot::Json(v))).collect(),
             Some(_) => return Err(bad("`payload` must be an object".into())),
             None => return Err(bad("no `payload`".into())),
         };
@@ -108,31 +139,51 @@ impl Manifest {
     /// The typed section `T`, `None` when absent. A section of the wrong
     /// shape is [`BadInput`] naming the section.
     pub fn get<T: Section>(&self) -> anyhow::Result<Option<T>> {
-        match self.payload.get(T::NAME) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => T::deserialize(v)
-                .map(Some)
-                .map_err(|e| BadInput::err(format!("manifest section `{}`: {e}", T::NAME))),
+        let parsed = match self.payload.get(T::NAME) {
+            None | Some(Slot::Json(Value::Null)) => return Ok(None),
+            Some(Slot::Json(v)) => T::deserialize(v),
+            Some(Slot::Rendered(text)) => serde_json::from_str(text),
+        };
+        parsed
+            .map(Some)
+            .map_err(|e| BadInput::err(format!("manifest section `{}`: {e}", T::NAME)))
+    }
+
+    /// The ostree repository a step works on: `flag` (`--repo`) when given,
+    /// else the `repo` section's path that repo-init wrote upstream.
+    pub fn repo_path(&self, flag: Option<&std::path::Path>) -> anyhow::Result<std::path::PathBuf> {
+        if let Some(p) = flag {
+            return Ok(p.to_path_buf());
+        }
+        match self.get::<crate::RepoSection>()? {
+            Some(section) => Ok(section.path.into()),
+            None => Err(BadInput::err(
+                "no repository given: pass --repo PATH (the manifest has no `repo` section)",
+            )),
         }
     }
 
     /// Replaces section `T` (or adds it at the end), leaving all others as
     /// they were.
     pub fn set<T: Section>(&mut self, section: &T) -> anyhow::Result<()> {
-        let value = serde_json::to_value(section)?;
-        self.payload.insert(T::NAME.to_string(), value);
+        let text = render(section, SECTION_DEPTH)?;
+        self.payload
+            .insert(T::NAME.to_string(), Slot::Rendered(text));
         Ok(())
     }
 
     /// Appends `entry` to the list section named `name`, creating it.
     pub fn push<T: Serialize>(&mut self, name: &str, entry: &T) -> anyhow::Result<()> {
         let value = serde_json::to_value(entry)?;
-        match self
+        let slot = self
             .payload
             .entry(name.to_string())
-            .or_insert_with(|| Value::Array(Vec::new()))
-        {
-            Value::Array(list) => list.push(value),
+            .or_insert_with(|| Slot::Json(Value::Array(Vec::new())));
+        if let Slot::Rendered(_) = slot {
+            *slot = Slot::Json(slot.to_value());
+        }
+        match slot {
+            Slot::Json(Value::Array(list)) => list.push(value),
             _ => {
                 return Err(BadInput::err(format!(
                     "manifest section `{name}` must be a list"
@@ -142,26 +193,76 @@ impl Manifest {
         Ok(())
     }
 
-    /// The raw JSON of section `name`.
-    pub fn raw(&self, name: &str) -> Option<&Value> {
-        self.payload.get(name)
+    /// The JSON of section `name`.
+    pub fn raw(&self, name: &str) -> Option<Value> {
+        self.payload.get(name).map(Slot::to_value)
     }
 
     /// The whole document as JSON.
     pub fn to_value(&self) -> Value {
+        let payload: Map<String, Value> = self
+            .payload
+            .iter()
+            .map(|(k, slot)| (k.clone(), slot.to_value()))
+            .collect();
         let mut doc = Map::new();
         doc.insert("header".into(), Value::Object(self.header.clone()));
-        doc.insert("payload".into(), Value::Object(self.payload.clone()));
+        doc.insert("payload".into(), Value::Object(payload));
         Value::Object(doc)
     }
 
     /// The document as pretty JSON with a final newline, as tools write it.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out =
-            serde_json::to_vec_pretty(&self.to_value()).expect("a JSON value always serializes");
-        out.push(b'\n');
+        let mut out = Vec::new();
+        self.write_to(&mut out)
+            .expect("writing to memory cannot fail");
         out
     }
+
+    /// Streams the document as pretty JSON with a final newline: the same
+    /// bytes `serde_json::to_writer_pretty` gives for [`Manifest::to_value`].
+    pub fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(b"{\n  \"header\": ")?;
+        out.write_all(render(&self.header, 1)?.as_bytes())?;
+        out.write_all(b",\n  \"payload\": ")?;
+        if self.payload.is_empty() {
+            out.write_all(b"{}")?;
+        } else {
+            out.write_all(b"{\n")?;
+            for (i, (key, slot)) in self.payload.iter().enumerate() {
+                if i > 0 {
+                    out.write_all(b",\n")?;
+                }
+                out.write_all(b"    ")?;
+                serde_json::to_writer(&mut *out, key)?;
+                out.write_all(b": ")?;
+                match slot {
+                    Slot::Json(v) => out.write_all(render(v, SECTION_DEPTH)?.as_bytes())?,
+                    Slot::Rendered(text) => out.write_all(text.as_bytes())?,
+                }
+            }
+            out.write_all(b"\n  }")?;
+        }
+        out.write_all(b"\n}\n")
+    }
+}
+
+/// Pretty JSON of `value` as it appears `depth` levels deep in a pretty
+/// document. JSON strings hold no raw newlines, so indenting after every
+/// newline is exact.
+fn render(value: &impl Serialize, depth: usize) -> serde_json::Result<String> {
+    let text = serde_json::to_string_pretty(value)?;
+    let pad = "  ".repeat(depth);
+    let lines = text.bytes().filter(|&b| b == b'\n').count();
+    let mut out = String::with_capacity(text.len() + lines * pad.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    Ok(out)
 }
 
 fn parse_version(v: &str) -> Option<(u64, u64)> {
@@ -258,5 +359,32 @@ mod tests {
         m.push("composes", &serde_json::json!({"ref": "b"}))
             .unwrap();
         assert_eq!(m.raw("composes").unwrap().as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn streamed_output_is_exactly_serde_json_pretty() {
+        let mut m = Manifest::parse(
+            br#"{"header":{"type":"releng-manifest","version":"1.0"},
+                "payload":{"x":{"a":[1,{"b":"line\nbreak"}],"e":{},"l":[]},"n":null}}"#,
+            "t",
+        )
+        .unwrap();
+        m.set(&Repo {
+            path: "/r\"q".into(),
+        })
+        .unwrap();
+        let mut expect = serde_json::to_vec_pretty(&m.to_value()).unwrap();
+        expect.push(b'\n');
+        assert_eq!(
+            String::from_utf8(m.to_bytes()).unwrap(),
+            String::from_utf8(expect).unwrap()
+        );
+        assert_eq!(Manifest::new().to_bytes(), {
+            let mut e = serde_json::to_vec_pretty(&Manifest::new().to_value()).unwrap();
+            e.push(b'\n');
+            e
+        });
+        // A section we set reads back typed.
+        assert_eq!(m.get::<Repo>().unwrap().unwrap().path, "/r\"q");
     }
 }

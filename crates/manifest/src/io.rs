@@ -73,22 +73,25 @@ pub fn read_input(input: &Input) -> anyhow::Result<Manifest> {
 /// Writes the whole manifest to `output`. A file is replaced atomically: a
 /// reader sees the old document or the new one, never a mix.
 pub fn write_output(manifest: &Manifest, output: &Output) -> anyhow::Result<()> {
-    let bytes = manifest.to_bytes();
     match output {
         Output::Stdout => {
-            let mut out = io::stdout().lock();
-            out.write_all(&bytes)
+            let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+            manifest
+                .write_to(&mut out)
                 .and_then(|()| out.flush())
                 .context("writing the manifest to stdout")
         }
-        Output::File(path) => write_atomic(path, &bytes)
+        Output::File(path) => write_atomic(path, |f| manifest.write_to(f))
             .with_context(|| format!("writing the manifest to {}", path.display())),
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory,
-/// synced before it is renamed over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `path` through a temporary file in the same directory, synced
+/// before it is renamed over `path`; `fill` writes the content.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut io::BufWriter<&mut fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -98,7 +101,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(&format!(".{}.", name.as_deref().unwrap_or("manifest")))
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    {
+        let mut out = io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        fill(&mut out)?;
+        out.flush()?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use releng_manifest::cli::{Common, Tool};
-use releng_manifest::{BadInput, RepoMode, RepoSection};
+use releng_manifest::RepoMode;
 
 pub use config::ConfigSetting;
 pub use init::{ensure_repo, InitOutcome, InitRequest};
@@ -79,15 +79,7 @@ pub fn parse_mode(s: &str) -> Result<RepoMode, String> {
 /// manifest with the new `repo` section.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut manifest = args.common.read_manifest()?;
-    let path = match (&args.repo, manifest.get::<RepoSection>()?) {
-        (Some(p), _) => p.clone(),
-        (None, Some(prev)) => PathBuf::from(prev.path),
-        (None, None) => {
-            return Err(BadInput::err(
-                "no repository given: pass --repo PATH (the manifest has no `repo` section)",
-            ))
-        }
-    };
+    let path = manifest.repo_path(args.repo.as_deref())?;
     let outcome = ensure_repo(&InitRequest {
         path,
         mode: args.mode,

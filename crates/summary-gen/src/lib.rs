@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use releng_manifest::cli::{Common, Tool};
-use releng_manifest::{BadInput, RepoSection, SignatureFile, SummarySection};
+use releng_manifest::{BadInput, SignatureFile, SummarySection};
 
 pub use metadata::MetadataArg;
 pub use readback::{read_summary, SummaryFile};
@@ -75,15 +75,7 @@ impl Tool for Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut manifest = args.common.read_manifest()?;
-    let repo_path = match (&args.repo, manifest.get::<RepoSection>()?) {
-        (Some(p), _) => p.clone(),
-        (None, Some(section)) => PathBuf::from(section.path),
-        (None, None) => {
-            return Err(BadInput::err(
-                "no repository given: pass --repo PATH (the manifest has no `repo` section)",
-            ))
-        }
-    };
+    let repo_path = manifest.repo_path(args.repo.as_deref())?;
     if let Some(home) = &args.gpg_homedir {
         if !home.is_dir() {
             return Err(BadInput::err(format!(
@@ -100,9 +92,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.static_deltas {
         generated = deltas::generate_from_parents(&repo)?;
     }
+    log::debug!("opened repository: {:?}", started.elapsed());
     regenerate::summary(&repo, &extra, &args.gpg_sign, args.gpg_homedir.as_deref())?;
+    log::debug!("regenerated: {:?}", started.elapsed());
 
     let summary = read_summary(&repo_path.join("summary"))?;
+    log::debug!("read back: {:?}", started.elapsed());
     let signature = if args.gpg_sign.is_empty() {
         None
     } else {
@@ -128,7 +123,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if section.signed { ", signed" } else { "" }
     );
     manifest.set(&section)?;
-    args.common.write_manifest(&manifest)
+    args.common.write_manifest(&manifest)?;
+    log::debug!("manifest written: {:?}", started.elapsed());
+    Ok(())
 }
 
 fn open_repo(path: &Path) -> anyhow::Result<ostree::Repo> {

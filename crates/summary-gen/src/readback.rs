@@ -5,15 +5,10 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use file_details::FileDetails;
+use ostree_summary::Summary;
 use releng_manifest::SummaryRef;
-
-/// GVariant type of an ostree summary: refs, then summary metadata.
-const SUMMARY_TYPE: &str = "(a(s(taya{sv}))a{sv})";
-
-/// Summary metadata keys whose `t` values ostree stores big-endian.
-const BIG_ENDIAN_KEYS: &[&str] = &["ostree.summary.last-modified", "ostree.summary.expires"];
 
 /// What a summary file says, and its digests.
 #[derive(Debug, Clone)]
@@ -30,85 +25,64 @@ pub struct SummaryFile {
 
 /// Reads and parses the summary at `path`. The digests and the parsed
 /// content come from one read, so they describe the same bytes even if the
-/// file is replaced meanwhile.
+/// file is replaced meanwhile; hashing runs beside the parse.
 pub fn read_summary(path: &Path) -> anyhow::Result<SummaryFile> {
     let mut file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let meta = file.metadata()?;
     let mut data = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut data)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    let details = FileDetails::from_bytes(&data, file_details::mtime_secs(&meta)?);
-    parse(&data, details).with_context(|| format!("{}: not a valid ostree summary", path.display()))
-}
-
-fn parse(data: &[u8], file: FileDetails) -> anyhow::Result<SummaryFile> {
-    let ty = glib::VariantTy::new(SUMMARY_TYPE).expect("valid type string");
-    let bytes = glib::Bytes::from(data);
-    let summary = glib::Variant::from_bytes_with_type(&bytes, ty);
-    // Untrusted bytes may be in non-normal form; GVariant then serves
-    // defaults rather than reading out of bounds, and this check catches it.
-    if !summary.is_normal_form() {
-        return Err(anyhow!("not in GVariant normal form"));
-    }
-    let refs_v = summary.child_value(0);
-    let mut refs = Vec::with_capacity(refs_v.n_children());
-    for entry in refs_v.iter() {
-        let name = entry.child_value(0).str().unwrap_or_default().to_string();
-        let info = entry.child_value(1);
-        let csum = info.child_value(1);
-        let commit = file_details::hex(csum.fixed_array::<u8>().unwrap_or_default());
-        if commit.len() != 64 {
-            return Err(anyhow!("ref {name}: checksum is not 32 bytes"));
-        }
-        let meta = glib::VariantDict::new(Some(&info.child_value(2)));
-        let timestamp = meta
-            .lookup::<u64>("ostree.commit.timestamp")
-            .ok()
-            .flatten()
-            .map(u64::from_be)
-            .unwrap_or(0);
-        let version = meta
-            .lookup::<String>("ostree.commit.version")
-            .ok()
-            .flatten();
-        refs.push(SummaryRef {
-            name,
-            commit,
-            timestamp,
-            version,
-        });
-    }
-    let meta_v = summary.child_value(1);
-    let mut metadata = BTreeMap::new();
-    let mut last_modified = None;
-    for entry in meta_v.iter() {
-        let key = entry.child_value(0).str().unwrap_or_default().to_string();
-        let value = entry
-            .child_value(1)
-            .as_variant()
-            .expect("a{sv} holds variants");
-        // ostree stores these timestamps big-endian; show the real value.
-        let text = match value
-            .get::<u64>()
-            .filter(|_| BIG_ENDIAN_KEYS.contains(&key.as_str()))
-        {
-            Some(raw) => {
-                let secs = u64::from_be(raw);
-                if key == "ostree.summary.last-modified" {
-                    last_modified = Some(secs);
-                }
-                format!("uint64 {secs}")
-            }
-            None => value.print(true).to_string(),
-        };
-        metadata.insert(key, text);
-    }
+    let mtime = file_details::mtime_secs(&meta)?;
+    let (details, parsed) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| FileDetails::from_bytes(&data, mtime));
+        let parsed = parse(&data);
+        (hashing.join().expect("hashing thread panicked"), parsed)
+    });
+    let (last_modified, refs, metadata) =
+        parsed.with_context(|| format!("{}: not a valid ostree summary", path.display()))?;
     Ok(SummaryFile {
-        file,
+        file: details,
         last_modified,
         refs,
         metadata,
     })
+}
+
+type Parsed = (Option<u64>, Vec<SummaryRef>, BTreeMap<String, String>);
+
+fn parse(data: &[u8]) -> anyhow::Result<Parsed> {
+    let summary = Summary::parse(data)?;
+    let refs = summary
+        .refs
+        .iter()
+        .map(|r| SummaryRef {
+            name: r.name.clone(),
+            commit: r.commit.clone(),
+            timestamp: r.timestamp.unwrap_or(0),
+            version: r.version.clone(),
+        })
+        .collect();
+    let mut metadata = BTreeMap::new();
+    for m in &summary.metadata {
+        // Timestamps ostree stores big-endian are shown as their value;
+        // everything else as GLib prints it, so it can be fed back to -m.
+        let text = match m
+            .as_u64()
+            .filter(|_| ostree_summary::BIG_ENDIAN_KEYS.contains(&m.key))
+        {
+            Some(secs) => format!("uint64 {secs}"),
+            None => {
+                let ty = glib::VariantTy::new(m.type_string).map_err(|_| {
+                    anyhow::anyhow!("metadata {}: bad type `{}`", m.key, m.type_string)
+                })?;
+                glib::Variant::from_data_with_type(m.data, ty)
+                    .print(true)
+                    .to_string()
+            }
+        };
+        metadata.insert(m.key.to_string(), text);
+    }
+    Ok((summary.last_modified(), refs, metadata))
 }
 
 #[cfg(test)]
@@ -117,7 +91,53 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        let d = file_details::FileDetails::from_bytes(b"junk", 0);
-        assert!(parse(b"\x01\x02junk that is not a summary", d).is_err());
+        assert!(parse(b"\x01\x02junk that is not a summary").is_err());
+    }
+
+    #[test]
+    fn agrees_with_glib_on_a_summary_glib_built() {
+        use glib::prelude::*;
+        use glib::variant::DictEntry;
+        let sv = |k: &str, v: glib::Variant| DictEntry::new(k, v).to_variant();
+        let vardict = |entries: Vec<glib::Variant>| {
+            glib::Variant::array_from_iter_with_type(glib::VariantTy::new("{sv}").unwrap(), entries)
+        };
+        let commit_meta = vardict(vec![
+            sv(
+                "ostree.commit.timestamp",
+                1_700_000_000u64.to_be().to_variant(),
+            ),
+            sv("ostree.commit.version", "39.20231101".to_variant()),
+        ]);
+        let csum: Vec<u8> = (0..32).collect();
+        let info = glib::Variant::tuple_from_iter([
+            1234u64.to_variant(),
+            glib::Variant::array_from_fixed_array(&csum),
+            commit_meta,
+        ]);
+        let entry = glib::Variant::tuple_from_iter(["fedora/x86_64/coreos".to_variant(), info]);
+        let ty = entry.type_().to_owned();
+        let refs = glib::Variant::array_from_iter_with_type(&ty, [entry.clone(), entry]);
+        let meta = vardict(vec![
+            sv(
+                "ostree.summary.last-modified",
+                1_700_000_100u64.to_be().to_variant(),
+            ),
+            sv("ostree.summary.mode", "archive-z2".to_variant()),
+            sv("xa.list", vec!["a", "b"].to_variant()),
+        ]);
+        let summary = glib::Variant::tuple_from_iter([refs, meta]);
+        assert_eq!(summary.type_().as_str(), "(a(s(taya{sv}))a{sv})");
+        let bytes = summary.data().to_vec();
+        let (lm, refs, meta) = parse(&bytes).unwrap();
+        assert_eq!(lm, Some(1_700_000_100));
+        assert_eq!(refs.len(), 2);
+        assert_eq!(refs[0].name, "fedora/x86_64/coreos");
+        assert_eq!(refs[0].commit, file_details::hex(&csum));
+        assert_eq!(refs[0].timestamp, 1_700_000_000);
+        assert_eq!(refs[0].version.as_deref(), Some("39.20231101"));
+        assert_eq!(meta["ostree.summary.mode"], "'archive-z2'");
+        assert_eq!(meta["xa.list"], "['a', 'b']");
+        assert_eq!(meta["ostree.summary.last-modified"], "uint64 1700000100");
     }
 }

@@ -58,6 +58,18 @@ fn gen(args: &[&str]) -> testkit::Run {
     tool("summary-gen", args, None)
 }
 
+/// summary-gen on the fixture, signing with `key_id` from `key`'s home.
+fn gen_signed(f: &Fixture, key: &Gpg, key_id: &str) -> testkit::Run {
+    gen(&[
+        "--repo",
+        &f.repo,
+        "--gpg-sign",
+        key_id,
+        "--gpg-homedir",
+        key.homedir(),
+    ])
+}
+
 /// `ostree summary -v` without the Last-Modified line, which differs by
 /// design between two runs.
 fn view(repo: &str) -> String {
@@ -390,16 +402,7 @@ fn signed_summary_verifies_with_ostree_and_unsigned_rerun_drops_it() {
     require!("gpg");
     let f = Fixture::new();
     let key = Gpg::new();
-    let doc = gen(&[
-        "--repo",
-        &f.repo,
-        "--gpg-sign",
-        &key.fpr,
-        "--gpg-homedir",
-        key.homedir(),
-    ])
-    .ok()
-    .json();
+    let doc = gen_signed(&f, &key, &key.fpr).ok().json();
     assert_valid_manifest(&doc);
     let s = &doc["payload"]["summary"];
     assert_eq!(s["signed"], true);
@@ -433,27 +436,11 @@ fn unusable_key_fails_before_the_summary_changes() {
     require!("gpg");
     let f = Fixture::new();
     let key = Gpg::new();
-    gen(&[
-        "--repo",
-        &f.repo,
-        "--gpg-sign",
-        &key.fpr,
-        "--gpg-homedir",
-        key.homedir(),
-    ])
-    .ok();
+    gen_signed(&f, &key, &key.fpr).ok();
     let summary = fs::read(f.summary_path()).unwrap();
     let sig = fs::read(Path::new(&f.repo).join("summary.sig")).unwrap();
     f.commit("fedora-atomic/rawhide/x86_64/docker-host", Some("22.3"));
-    let out = gen(&[
-        "--repo",
-        &f.repo,
-        "--gpg-sign",
-        "0xDEADBEEFDEADBEEF",
-        "--gpg-homedir",
-        key.homedir(),
-    ])
-    .fails_with(2);
+    let out = gen_signed(&f, &key, "0xDEADBEEFDEADBEEF").fails_with(2);
     assert!(out.stderr.contains("0xDEADBEEFDEADBEEF"), "{}", out.stderr);
     assert_eq!(
         fs::read(f.summary_path()).unwrap(),
