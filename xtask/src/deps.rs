@@ -6,17 +6,29 @@ use anyhow::bail;
 
 use crate::run;
 
-/// Debian/Ubuntu packages: build (first group) and test oracles (second).
+/// Debian/Ubuntu packages: build (first group), test oracles (second) and
+/// the fixture builders (third).
 pub const DEBIAN: &[&str] = &[
     "gcc",
     "libc6-dev",
     "pkg-config",
     "libglib2.0-dev",
     "libostree-dev",
+    "libsolv-dev",
+    "libsolvext-dev",
     // Oracles and helpers the tests and the demo run.
     "ostree",
     "gnupg",
     "gpgv",
+    // Fixture RPMs and repositories (`cargo xtask fixtures`).
+    "rpm",
+    "createrepo-c",
+    "busybox-static",
+    "cpio",
+    // rpm-compose runs scriptlets and postprocess scripts in bubblewrap;
+    // dnf is the test oracle for the package set.
+    "bubblewrap",
+    "dnf",
 ];
 
 /// Fedora packages, same roles.
@@ -25,8 +37,15 @@ pub const FEDORA: &[&str] = &[
     "pkgconf-pkg-config",
     "glib2-devel",
     "ostree-devel",
+    "libsolv-devel",
     "ostree",
     "gnupg2",
+    "rpm-build",
+    "createrepo_c",
+    "busybox",
+    "cpio",
+    "bubblewrap",
+    "dnf",
 ];
 
 enum Family {
