@@ -95,6 +95,19 @@ pub trait Tool: Parser {
     fn common(&self) -> &Common;
 }
 
+/// Implements [`Tool`] for an `Args` struct whose [`Common`] options are
+/// flattened into a field named `common`.
+#[macro_export]
+macro_rules! impl_tool {
+    ($args:ty) => {
+        impl $crate::cli::Tool for $args {
+            fn common(&self) -> &$crate::cli::Common {
+                &self.common
+            }
+        }
+    };
+}
+
 /// Parses the arguments, runs `run`, reports its error and returns the exit
 /// status. stdout is left to `run` (the manifest) and `--generate`.
 pub fn main<A: Tool>(run: impl FnOnce(A) -> anyhow::Result<()>) -> ExitCode {

@@ -24,5 +24,5 @@ pub mod sections;
 
 pub use envelope::{Manifest, Section, FORMAT_VERSION, MANIFEST_TYPE};
 pub use error::{exit_code, BadInput};
-pub use io::{read_input, write_output, Input, Output};
+pub use io::{read_input, write_atomic, write_output, Input, Output};
 pub use sections::*;

@@ -122,7 +122,7 @@ fn open_existing(path: &Path, req: &InitRequest) -> anyhow::Result<InitOutcome> 
             e.message()
         ))
     })?;
-    let mode = mode_from_ostree(repo.mode())
+    let mode = releng_ostree::mode_from_ostree(repo.mode())
         .ok_or_else(|| BadInput::err(format!("{}: unsupported repository mode", path.display())))?;
     if let Some(wanted) = req.mode {
         if wanted != mode {
@@ -185,7 +185,7 @@ fn create(path: &Path, req: &InitRequest) -> anyhow::Result<Option<InitOutcome>>
     let repo = ostree::Repo::new_for_path(staging.path());
     repo.set_collection_id(req.collection_id.as_deref())
         .context("setting the collection id")?;
-    repo.create(mode_to_ostree(mode), gio::Cancellable::NONE)
+    repo.create(releng_ostree::mode_to_ostree(mode), gio::Cancellable::NONE)
         .with_context(|| format!("{}: ostree init failed", path.display()))?;
     if !req.settings.is_empty() {
         let keyfile = repo.copy_config();
@@ -229,26 +229,6 @@ fn settings_map(settings: &[ConfigSetting]) -> BTreeMap<String, String> {
         .iter()
         .map(|s| (s.name(), s.value.clone()))
         .collect()
-}
-
-fn mode_to_ostree(mode: RepoMode) -> ostree::RepoMode {
-    match mode {
-        RepoMode::Archive => ostree::RepoMode::Archive,
-        RepoMode::Bare => ostree::RepoMode::Bare,
-        RepoMode::BareUser => ostree::RepoMode::BareUser,
-        RepoMode::BareUserOnly => ostree::RepoMode::BareUserOnly,
-    }
-}
-
-/// Our mode for ostree's; `None` for modes newer than we support.
-pub fn mode_from_ostree(mode: ostree::RepoMode) -> Option<RepoMode> {
-    match mode {
-        ostree::RepoMode::Archive => Some(RepoMode::Archive),
-        ostree::RepoMode::Bare => Some(RepoMode::Bare),
-        ostree::RepoMode::BareUser => Some(RepoMode::BareUser),
-        ostree::RepoMode::BareUserOnly => Some(RepoMode::BareUserOnly),
-        _ => None,
-    }
 }
 
 fn umask() -> u32 {

@@ -12,7 +12,7 @@ mod init;
 use std::path::PathBuf;
 
 use clap::Parser;
-use releng_manifest::cli::{Common, Tool};
+use releng_manifest::cli::Common;
 use releng_manifest::RepoMode;
 
 pub use config::ConfigSetting;
@@ -56,11 +56,7 @@ pub struct Args {
     pub common: Common,
 }
 
-impl Tool for Args {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
+releng_manifest::impl_tool!(Args);
 
 /// Parses a `--mode` value; `archive-z2` is ostree's old name for `archive`.
 pub fn parse_mode(s: &str) -> Result<RepoMode, String> {

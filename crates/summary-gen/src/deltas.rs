@@ -24,6 +24,11 @@ pub fn generate_from_parents(repo: &ostree::Repo) -> anyhow::Result<Vec<DeltaNam
     let mut made = Vec::new();
     let mut seen = HashSet::new();
     for (name, commit) in refs {
+        // Collection peers fetch the metadata commit whole; ostree never
+        // makes deltas for it.
+        if name == crate::regenerate::METADATA_REF {
+            continue;
+        }
         let (commit_v, _) = repo
             .load_commit(&commit)
             .with_context(|| format!("ref {name}: loading commit {commit}"))?;

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use releng_manifest::cli::{Common, Tool};
+use releng_manifest::cli::Common;
 use releng_manifest::{BadInput, SignatureFile, SummarySection};
 
 pub use metadata::MetadataArg;
@@ -65,11 +65,7 @@ pub struct Args {
     pub common: Common,
 }
 
-impl Tool for Args {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
+releng_manifest::impl_tool!(Args);
 
 /// Runs the tool: reads the manifest, regenerates, writes the manifest.
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -84,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )));
         }
     }
-    let repo = open_repo(&repo_path)?;
+    let repo = releng_ostree::open(&repo_path, "")?;
     let repo_path = std::fs::canonicalize(&repo_path)?;
     let extra = metadata::to_variant(&args.metadata);
 
@@ -126,24 +122,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     args.common.write_manifest(&manifest)?;
     log::debug!("manifest written: {:?}", started.elapsed());
     Ok(())
-}
-
-fn open_repo(path: &Path) -> anyhow::Result<ostree::Repo> {
-    if !path.join("objects").is_dir() {
-        return Err(BadInput::err(format!(
-            "{}: not an ostree repository (no objects/)",
-            path.display()
-        )));
-    }
-    let repo = ostree::Repo::new_for_path(path);
-    repo.open(gio::Cancellable::NONE).map_err(|e| {
-        BadInput::err(format!(
-            "{}: cannot open repository: {}",
-            path.display(),
-            e.message()
-        ))
-    })?;
-    Ok(repo)
 }
 
 fn signature_file(repo: &Path, key_ids: &[String]) -> anyhow::Result<SignatureFile> {

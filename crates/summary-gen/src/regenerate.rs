@@ -9,7 +9,7 @@ use releng_manifest::BadInput;
 
 /// The ref under which a collection-bound repository publishes its
 /// metadata commit.
-const METADATA_REF: &str = "ostree-metadata";
+pub(crate) const METADATA_REF: &str = "ostree-metadata";
 
 /// Regenerates `summary` (and `summary.sig` when `key_ids` is not empty).
 ///

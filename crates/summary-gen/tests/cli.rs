@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 use testkit::{assert_valid_manifest, ostree, require, tempdir, tool};
@@ -232,24 +232,12 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn pipeline_takes_the_repo_from_repo_init() {
     require!("ostree");
     let f = Fixture::new();
-    let mut init = Command::new(testkit::bin("repo-init"))
-        .args(["--repo", &f.repo])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = Command::new(testkit::bin("summary-gen"))
-        .stdin(init.stdout.take().unwrap())
-        .output()
-        .unwrap();
-    assert!(init.wait().unwrap().success());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = testkit::pipe(
+        Command::new(testkit::bin("repo-init")).args(["--repo", &f.repo]),
+        &mut Command::new(testkit::bin("summary-gen")),
+    )
+    .ok()
+    .json();
     assert_valid_manifest(&doc);
     assert_eq!(doc["payload"]["repo"]["created"], false);
     assert_eq!(

@@ -157,3 +157,90 @@ pub fn listing(dir: &Path) -> Vec<String> {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temporary directory")
 }
+
+/// `target/fixtures`, built by `cargo xtask fixtures` (which `cargo xtask
+/// test` runs first).
+pub fn fixtures() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let dir = target.join("fixtures");
+    assert!(
+        dir.join("repo/repodata/repomd.xml").is_file(),
+        "{} has no fixture repository: run `cargo xtask fixtures` (cargo xtask test does)",
+        dir.display()
+    );
+    dir
+}
+
+/// The workspace's committed `fixtures/` directory.
+pub fn source_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// Builds the RPM described by `spec` with Debian's rpmbuild into `out`
+/// (flat, no arch subdirectories) and returns its path. For tests that
+/// need a package the fixtures must not contain (hostile ones).
+pub fn build_rpm(spec: &str, out: &Path) -> PathBuf {
+    let top = tempdir();
+    let spec_path = top.path().join("test.spec");
+    std::fs::write(&spec_path, spec).unwrap();
+    std::fs::create_dir_all(out).unwrap();
+    let r = run(
+        Command::new("rpmbuild")
+            .arg("-bb")
+            .arg("--nodeps")
+            .arg("--define")
+            .arg(format!("_topdir {}", top.path().display()))
+            .arg("--define")
+            .arg(format!("_rpmdir {}", out.display()))
+            .arg("--define")
+            .arg("_build_name_fmt %%{NAME}-%%{VERSION}-%%{RELEASE}.%%{ARCH}.rpm")
+            .arg("--define")
+            .arg(format!("_dbpath {}", top.path().join("rpmdb").display()))
+            .arg("--define")
+            .arg("_build_id_links none")
+            .arg(&spec_path)
+            .env("HOME", top.path()),
+        None,
+    );
+    assert_eq!(r.code, 0, "rpmbuild failed:\n{}", r.stderr);
+    let name = r
+        .stderr
+        .lines()
+        .chain(String::from_utf8_lossy(&r.stdout).lines())
+        .find_map(|l| l.strip_prefix("Wrote: "))
+        .map(|p| PathBuf::from(p.trim()))
+        .expect("rpmbuild names what it wrote");
+    name
+}
+
+/// Makes `dir` an rpm-md repository with createrepo_c.
+pub fn createrepo(dir: &Path) {
+    let r = run(Command::new("createrepo_c").arg("--quiet").arg(dir), None);
+    assert_eq!(r.code, 0, "createrepo_c failed:\n{}", r.stderr);
+}
+
+/// Runs `first | second` (first's stderr discarded) as a shell pipeline
+/// would, and returns what `second` left; asserts `first` succeeded.
+pub fn pipe(first: &mut Command, second: &mut Command) -> Run {
+    let mut head = first
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {first:?}: {e}"));
+    let out = second
+        .stdin(head.stdout.take().expect("piped"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {second:?}: {e}"));
+    assert!(head.wait().unwrap().success(), "{first:?} failed");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
