@@ -1,9 +1,8 @@
 //! `cargo xtask demo`: the pipeline on the fixtures, end to end.
 //!
-//! For now: repo-init, two commits of the fixture tree (rpm-compose takes
-//! this step over when it lands), summary-gen with static deltas. The
-//! manifest goes to stdout and `target/demo/manifest.json`; a short human
-//! summary goes to stderr.
+//! For now: repo-init, rpm-compose of the fixture treefile (RPMs built by
+//! `cargo xtask fixtures`), summary-gen. The manifest goes to stdout and
+//! `target/demo/manifest.json`; a short human summary goes to stderr.
 
 use std::io::Write;
 use std::path::Path;
@@ -14,10 +13,9 @@ use serde_json::Value;
 
 use crate::{deps, root, run};
 
-const REF: &str = "releng-demo/rawhide/x86_64/atomic-host";
-
 pub fn run() -> anyhow::Result<()> {
     deps::ensure()?;
+    crate::fixtures::build()?;
     let root = root();
     run::cargo(&root, &["build", "--workspace", "--bins"])?;
     let demo = root.join("target/demo");
@@ -29,34 +27,22 @@ pub fn run() -> anyhow::Result<()> {
     let repo_s = repo.to_str().context("path is not UTF-8")?;
     let bin = |name: &str| run::debug_bin(&root, name);
 
-    // repo-init starts the manifest.
+    // The pipeline of buildrawhide's Atomic step, as a shell would run it:
+    // repo-init | rpm-compose | summary-gen.
+    let treefile = root.join("fixtures/treefiles/fedora-atomic-docker-host.json");
+    let cache = demo.join("cache");
     let manifest = pipe(
         Command::new(bin("repo-init")).args(["--repo", repo_s, "--mode", "archive"]),
         None,
     )?;
-
-    // Two builds of the fixture tree, the second on top of the first.
-    let fixtures = root.join("fixtures/demo-tree");
-    for (version, layers) in [("1.0", &["base"][..]), ("1.1", &["base", "update"][..])] {
-        let mut cmd = Command::new("ostree");
-        cmd.args([
-            "commit",
-            "--repo",
-            repo_s,
-            "-b",
-            REF,
-            "--owner-uid=0",
-            "--owner-gid=0",
-        ])
-        .arg(format!("--subject=Releng demo {version}"))
-        .arg(format!("--add-metadata-string=version={version}"));
-        for layer in layers {
-            cmd.arg(format!("--tree=dir={}", fixtures.join(layer).display()));
-        }
-        run::output(&mut cmd)?;
-    }
-
-    // summary-gen reads the manifest on stdin, as in a shell pipeline.
+    let manifest = pipe(
+        Command::new(bin("rpm-compose"))
+            .arg("--treefile")
+            .arg(&treefile)
+            .arg("--cachedir")
+            .arg(&cache),
+        Some(&manifest),
+    )?;
     let manifest = pipe(
         Command::new(bin("summary-gen")).args(["--static-deltas", "-m", "xa.title='Releng demo'"]),
         Some(&manifest),
@@ -124,6 +110,14 @@ fn report(manifest: &[u8], demo: &Path, root: &Path) -> anyhow::Result<()> {
             "existing"
         }
     );
+    for c in p["composes"].as_array().into_iter().flatten() {
+        eprintln!(
+            "  compose     {} packages, {} bytes of new content, took {:.2} s",
+            c["packages"].as_array().map_or(0, Vec::len),
+            c["stats"]["content_bytes_written"],
+            c["duration_s"].as_f64().unwrap_or(0.0)
+        );
+    }
     for r in summary["refs"].as_array().into_iter().flatten() {
         eprintln!(
             "  ref         {} = {:.12} (version {})",

@@ -7,6 +7,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod fixtures;
 mod run;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the fixture RPMs and repositories into target/fixtures.
+    Fixtures,
     /// Install deps, build, and run the pipeline on the fixtures.
     Demo,
     /// Run a benchmark: `summary`.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Deps => deps::ensure(),
         Cmd::Test { args } => test(&args),
+        Cmd::Fixtures => fixtures::build(),
         Cmd::Demo => demo::run(),
         Cmd::Bench { name, runs } => bench::run(name, runs),
         Cmd::Schema => schema(),
@@ -78,10 +82,11 @@ pub fn root() -> PathBuf {
 }
 
 /// The tools this workspace ships, in pipeline order.
-pub const TOOLS: &[&str] = &["repo-init", "summary-gen"];
+pub const TOOLS: &[&str] = &["repo-init", "rpm-compose", "summary-gen"];
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     deps::ensure()?;
+    fixtures::build()?;
     let root = root();
     // Integration tests run the real binaries of every tool, not just their
     // own crate's, so all of them are built first.

@@ -11,7 +11,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use crate::envelope::MANIFEST_TYPE;
-use crate::sections::{RepoSection, SummarySection};
+use crate::sections::{ComposeEntry, RepoSection, SummarySection};
 
 /// The committed schema, as shipped.
 pub const COMMITTED: &str = include_str!("../releng-manifest.schema.json");
@@ -59,7 +59,7 @@ struct Payload {
     #[schemars(description = "Written by repo-init.")]
     repo: Option<RepoSection>,
     #[schemars(description = "Appended to by rpm-compose, one entry per compose.")]
-    composes: Option<Vec<Map<String, Value>>>,
+    composes: Option<Vec<ComposeEntry>>,
     #[schemars(description = "Written by summary-gen.")]
     summary: Option<SummarySection>,
     #[schemars(description = "Appended to by qcow2-build, one entry per image.")]
@@ -149,6 +149,9 @@ mod tests {
         let mut doc = Manifest::new().to_value();
         doc["header"]["type"] = "productmd.images".into();
         assert!(check(&doc).is_err(), "wrong header type must be refused");
+        let mut doc = Manifest::new().to_value();
+        doc["payload"]["composes"] = serde_json::json!([{"ref": "a"}]);
+        assert!(check(&doc).is_err(), "a compose entry needs its fields");
         let mut doc = Manifest::new().to_value();
         doc["payload"]["composes"] = serde_json::json!({"not": "a list"});
         assert!(check(&doc).is_err(), "composes must be a list");

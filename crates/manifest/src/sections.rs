@@ -132,3 +132,120 @@ pub struct SummarySection {
 impl Section for SummarySection {
     const NAME: &'static str = "summary";
 }
+
+/// One package of a compose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ComposePackage {
+    /// Name.
+    pub name: String,
+    /// Epoch (0 when none).
+    pub epoch: u32,
+    /// Version.
+    pub version: String,
+    /// Release.
+    pub release: String,
+    /// Architecture.
+    pub arch: String,
+    /// SHA-256 of the RPM file (`None` in a dry run when the metadata
+    /// only has another digest).
+    pub sha256: Option<String>,
+    /// Id of the repository it came from.
+    pub repo: String,
+}
+
+/// One repository a compose read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ComposeRepo {
+    /// Repository id.
+    pub id: String,
+    /// Base URL.
+    pub url: String,
+    /// `<revision>` of its repomd.xml.
+    pub revision: Option<String>,
+    /// SHA-256 of its repomd.xml.
+    pub repomd_sha256: String,
+}
+
+/// Counters of a compose, as rpm-ostree's compose JSON reports them plus
+/// the download cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ComposeStats {
+    /// Metadata objects in the repository after the commit.
+    pub metadata_objects_total: u64,
+    /// Metadata objects written.
+    pub metadata_objects_written: u64,
+    /// Content objects in the repository after the commit.
+    pub content_objects_total: u64,
+    /// Content objects written.
+    pub content_objects_written: u64,
+    /// Bytes of content objects written.
+    pub content_bytes_written: u64,
+    /// RPMs fetched in this run.
+    pub packages_downloaded: u64,
+    /// RPMs found, verified, in the download cache.
+    pub packages_cached: u64,
+}
+
+/// A package whose version changed between two composes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PkgChange {
+    /// Package name.
+    pub name: String,
+    /// `[epoch:]version-release.arch` in the parent commit.
+    pub from: String,
+    /// `[epoch:]version-release.arch` in this commit.
+    pub to: String,
+}
+
+/// How the package set changed against the parent commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PkgDiff {
+    /// NEVRAs new in this commit.
+    pub added: Vec<String>,
+    /// NEVRAs gone from this commit.
+    pub removed: Vec<String>,
+    /// Packages at a newer version.
+    pub upgraded: Vec<PkgChange>,
+    /// Packages at an older version.
+    pub downgraded: Vec<PkgChange>,
+}
+
+/// One entry of `payload.composes`, appended by `rpm-compose`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ComposeEntry {
+    /// The treefile, absolute.
+    pub treefile: String,
+    /// The ostree repository, absolute.
+    pub repo: String,
+    /// The ref.
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    /// The commit the ref points at (`None` for a dry run or download only).
+    pub commit: Option<String>,
+    /// The commit's parent.
+    pub parent: Option<String>,
+    /// Checksum of the committed root tree.
+    pub content_checksum: Option<String>,
+    /// The commit's `version`.
+    pub version: Option<String>,
+    /// Commit timestamp, seconds since the epoch.
+    pub timestamp: Option<u64>,
+    /// True when this run wrote a new commit.
+    pub changed: bool,
+    /// `dry-run`, `download-only` or `commit`.
+    pub mode: String,
+    /// Architecture composed.
+    pub arch: String,
+    /// Packages in install order.
+    pub packages: Vec<ComposePackage>,
+    /// Repositories read.
+    pub repos: Vec<ComposeRepo>,
+    /// Counters.
+    pub stats: ComposeStats,
+    /// `rpmostree.inputhash`: treefile, its files and the package checksums.
+    pub inputhash: Option<String>,
+    /// Package changes against the parent (none without a parent).
+    pub pkgdiff: Option<PkgDiff>,
+    /// Wall-clock seconds the compose took.
+    pub duration_s: f64,
+}

@@ -1,0 +1,354 @@
+//! One compose, from treefile to commit.
+//!
+//! Order matters for safety and speed: everything that can refuse the
+//! inputs runs before anything is written; the fingerprint check runs
+//! before depsolving; the ref moves last, inside the ostree transaction.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use releng_manifest::{BadInput, ComposeEntry, ComposePackage, ComposeRepo, ComposeStats};
+
+use crate::changes::{self, Previous};
+use crate::fetch::Fetcher;
+use crate::lock::{self, StagingRoot};
+use crate::unpack::{Root, UnpackOptions};
+use crate::{
+    commit, download, metadata, postprocess, repofile, rpmdb, rpmmd, scriptlets, solve, treefile,
+};
+
+/// What rpm-ostree prints, and pungi's wrapper looks for, on a no-op.
+pub const NO_CHANGES: &str = "No apparent changes since previous commit";
+
+/// What to compose and where.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The treefile.
+    pub treefile: PathBuf,
+    /// The ostree repository (not needed for a dry run).
+    pub repo: Option<PathBuf>,
+    /// Download cache.
+    pub cachedir: PathBuf,
+    /// Architecture.
+    pub arch: String,
+    /// Stop after depsolving.
+    pub dry_run: bool,
+    /// Stop after downloading.
+    pub download_only: bool,
+    /// Commit even when the inputs did not change.
+    pub force_nocache: bool,
+    /// Compare with this input hash instead of the ref's commit's.
+    pub previous_inputhash: Option<String>,
+    /// Move the ref (false when the caller writes it, as pungi does with
+    /// `--write-commitid-to`).
+    pub update_ref: bool,
+}
+
+/// Runs a compose and describes it for the manifest.
+pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
+    let started = Instant::now();
+    let treefile_path = std::path::absolute(&o.treefile)?;
+    let tf = treefile::load(&treefile_path, &o.arch)?;
+    // Open and lock the repository before any download: a wrong path
+    // fails fast, and a second compose waits instead of racing.
+    let repo = match (&o.repo, o.dry_run) {
+        (Some(path), false) => Some(releng_ostree::open(path, "run repo-init first")?),
+        _ => None,
+    };
+    let _lock = match (&o.repo, o.dry_run) {
+        (Some(path), false) => Some(lock::repo(path)?),
+        _ => None,
+    };
+    let previous = match &repo {
+        Some(r) => changes::previous(r, &tf.ref_)?,
+        None => None,
+    };
+    let dir = treefile_path.parent().unwrap_or(Path::new("/"));
+    let configs: Vec<repofile::RepoConfig> =
+        repofile::find(dir, &tf.repos, &o.arch, tf.releasever.as_deref())?
+            .into_iter()
+            .filter(|c| {
+                if !c.enabled {
+                    log::warn!(
+                        "repo `{}` is listed in the treefile but disabled in {}; skipped",
+                        c.id,
+                        c.file.display()
+                    );
+                }
+                c.enabled
+            })
+            .collect();
+    if configs.is_empty() {
+        return Err(BadInput::err(format!(
+            "treefile {}: no enabled repository (key `repos`)",
+            treefile_path.display()
+        )));
+    }
+    let repo_files: Vec<PathBuf> = configs.iter().map(|c| c.file.clone()).collect();
+    std::fs::create_dir_all(&o.cachedir).with_context(|| {
+        format!(
+            "{}: cannot create the cache directory",
+            o.cachedir.display()
+        )
+    })?;
+    let fetcher = Fetcher::new();
+    let repomds: Vec<rpmmd::FetchedRepomd> = configs
+        .iter()
+        .map(|c| rpmmd::fetch_repomd(&fetcher, c))
+        .collect::<anyhow::Result<_>>()?;
+    let sums: Vec<String> = repomds.iter().map(|r| r.sha256.clone()).collect();
+    let inputs = changes::inputs_fingerprint(&tf, &repo_files, &o.arch, &sums)?;
+    let mut entry = new_entry(o, &tf, &treefile_path, &configs, &repomds);
+
+    // Same treefile, same files, same repository metadata: same result,
+    // known without loading a single package list.
+    if let Some(prev) = previous
+        .as_ref()
+        .filter(|_| !o.force_nocache && !o.dry_run && !o.download_only)
+    {
+        if o.previous_inputhash.is_none() && prev.inputs.as_deref() == Some(inputs.as_str()) {
+            return Ok(unchanged(entry, prev, started));
+        }
+    }
+
+    let loaded: Vec<rpmmd::LoadedRepo> = configs
+        .iter()
+        .zip(repomds)
+        .map(|(c, r)| rpmmd::load(&fetcher, c, r, &o.cachedir))
+        .collect::<anyhow::Result<_>>()?;
+    let pkgs = solve::packages(&fetcher, &loaded, &tf, &o.arch)?;
+    log::info!("{} packages to install", pkgs.len());
+    let inputhash = changes::inputhash(&tf, &repo_files, &o.arch, &pkgs)?;
+    entry.inputhash = Some(inputhash.clone());
+    let describe = |p: &solv::Package, sha256: Option<String>| ComposePackage {
+        name: p.name.clone(),
+        epoch: p.epoch,
+        version: p.version.clone(),
+        release: p.release.clone(),
+        arch: p.arch.clone(),
+        sha256,
+        repo: loaded[p.repo].config.id.clone(),
+    };
+    let metadata_sha256 = |p: &solv::Package| {
+        p.checksum
+            .as_ref()
+            .filter(|c| c.kind == "sha256")
+            .map(|c| c.hex.clone())
+    };
+    entry.packages = pkgs
+        .iter()
+        .map(|p| describe(p, metadata_sha256(p)))
+        .collect();
+    if o.dry_run {
+        for p in &pkgs {
+            log::info!("  {}", p.nevra());
+        }
+        entry.duration_s = started.elapsed().as_secs_f64();
+        return Ok(entry);
+    }
+    if !o.force_nocache && !o.download_only {
+        let against = o
+            .previous_inputhash
+            .as_deref()
+            .or(previous.as_ref().and_then(|p| p.inputhash.as_deref()));
+        if against == Some(inputhash.as_str()) {
+            return Ok(match &previous {
+                Some(prev) => unchanged(entry, prev, started),
+                // Told the hash of a commit that lives elsewhere.
+                None => {
+                    eprintln!("{NO_CHANGES}");
+                    entry.mode = "commit".into();
+                    entry.duration_s = started.elapsed().as_secs_f64();
+                    entry
+                }
+            });
+        }
+    }
+
+    let dl = download::all(&fetcher, &loaded, &pkgs, &o.cachedir)?;
+    entry.stats.packages_downloaded = dl.fetched;
+    entry.stats.packages_cached = dl.cached;
+    for (p, path) in entry.packages.iter_mut().zip(&dl.paths) {
+        if p.sha256.is_none() {
+            p.sha256 = Some(file_details::FileDetails::of_path(path)?.sha256);
+        }
+    }
+    if o.download_only {
+        entry.mode = "download-only".into();
+        entry.duration_s = started.elapsed().as_secs_f64();
+        return Ok(entry);
+    }
+    let (repo, repo_path) = (
+        repo.expect("opened unless dry run"),
+        o.repo.as_ref().expect("given"),
+    );
+
+    let staging = StagingRoot::new(&o.cachedir)?;
+    let mut root = Root::new(staging.path());
+    install(&mut root, &tf, &pkgs, &dl.paths)?;
+    let root_dir = root.dir().to_path_buf();
+    postprocess::finalize(&root_dir, &mut root.meta)?;
+
+    let version = tf.automatic_version_prefix.as_deref().map(|prefix| {
+        metadata::next_version(prefix, previous.as_ref().and_then(|p| p.version.as_deref()))
+    });
+    let timestamp = metadata::timestamp()?;
+    if let Some(prev) = &previous {
+        let pool = solv::Pool::new(&o.arch)?;
+        let new: Vec<changes::PkgTuple> = entry.packages.iter().map(changes::tuple).collect();
+        entry.pkgdiff = Some(changes::pkgdiff(&pool, &prev.pkglist, &new)?);
+    }
+    let meta = metadata::commit_metadata(&tf, &entry, version.as_deref(), &inputs)?;
+    let subject = match &version {
+        Some(v) => format!("{} {v}", tf.ref_),
+        None => tf.ref_.clone(),
+    };
+    let parent = previous.as_ref().map(|p| p.commit.clone());
+    let spec = commit::CommitSpec {
+        ref_: o.update_ref.then_some(tf.ref_.as_str()),
+        parent: parent.as_deref(),
+        subject: &subject,
+        metadata: &meta,
+        timestamp,
+    };
+    let done = commit::commit(&repo, &root_dir, &root.meta, &spec)
+        .with_context(|| format!("{}: committing {}", repo_path.display(), tf.ref_))?;
+    log::info!(
+        "{} => {}{}",
+        tf.ref_,
+        done.commit,
+        version
+            .as_ref()
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default()
+    );
+    entry.commit = Some(done.commit);
+    entry.parent = parent;
+    entry.content_checksum = Some(done.content_checksum);
+    entry.version = version;
+    entry.timestamp = Some(timestamp);
+    entry.changed = true;
+    entry.mode = "commit".into();
+    entry.stats = ComposeStats {
+        packages_downloaded: dl.fetched,
+        packages_cached: dl.cached,
+        ..done.stats
+    };
+    entry.duration_s = started.elapsed().as_secs_f64();
+    Ok(entry)
+}
+
+/// Lays every package into `root` in install order with its scriptlets,
+/// writes the rpmdb, then applies the treefile's edits and scripts.
+fn install(
+    root: &mut Root,
+    tf: &treefile::Treefile,
+    pkgs: &[solv::Package],
+    paths: &[PathBuf],
+) -> anyhow::Result<()> {
+    let opts = UnpackOptions {
+        documentation: tf.documentation,
+        install_langs: tf.install_langs.clone(),
+    };
+    let mut files_by_pkg = HashMap::new();
+    let mut posttrans = Vec::new();
+    for (p, path) in pkgs.iter().zip(paths) {
+        let nevra = p.nevra();
+        let scripts = scriptlets::read(path, &nevra)?;
+        if let Some(s) = &scripts.pre {
+            scriptlets::run(root.dir(), &p.name, &nevra, s, &tf.ignore_scripts)?;
+        }
+        let files = root.unpack(path, &nevra, &opts)?;
+        files_by_pkg.insert(p.name.clone(), files);
+        if let Some(s) = &scripts.post {
+            scriptlets::run(root.dir(), &p.name, &nevra, s, &tf.ignore_scripts)?;
+        }
+        if let Some(s) = scripts.posttrans {
+            posttrans.push((p.name.clone(), nevra, s));
+        }
+    }
+    for (name, nevra, s) in &posttrans {
+        scriptlets::run(root.dir(), name, nevra, s, &tf.ignore_scripts)?;
+    }
+    rpmdb::write(root.dir(), paths, &opts)?;
+    postprocess::treefile_edits(root.dir(), tf, &files_by_pkg)?;
+    postprocess::run_scripts(root.dir(), tf)
+}
+
+fn new_entry(
+    o: &Options,
+    tf: &treefile::Treefile,
+    path: &Path,
+    configs: &[repofile::RepoConfig],
+    repomds: &[rpmmd::FetchedRepomd],
+) -> ComposeEntry {
+    ComposeEntry {
+        treefile: path.display().to_string(),
+        repo: o
+            .repo
+            .as_ref()
+            .map(|p| {
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+            .unwrap_or_default(),
+        ref_: tf.ref_.clone(),
+        commit: None,
+        parent: None,
+        content_checksum: None,
+        version: None,
+        timestamp: None,
+        changed: false,
+        mode: "dry-run".into(),
+        arch: o.arch.clone(),
+        packages: Vec::new(),
+        repos: configs
+            .iter()
+            .zip(repomds)
+            .map(|(c, r)| ComposeRepo {
+                id: c.id.clone(),
+                url: c.baseurl.clone(),
+                revision: r.repomd.revision.clone(),
+                repomd_sha256: r.sha256.clone(),
+            })
+            .collect(),
+        stats: ComposeStats::default(),
+        inputhash: None,
+        pkgdiff: None,
+        duration_s: 0.0,
+    }
+}
+
+/// The entry of a compose that found nothing to do: it reports the
+/// existing commit.
+fn unchanged(mut entry: ComposeEntry, prev: &Previous, started: Instant) -> ComposeEntry {
+    eprintln!("{NO_CHANGES}");
+    entry.commit = Some(prev.commit.clone());
+    entry.content_checksum = prev.content_checksum.clone();
+    entry.version = prev.version.clone();
+    entry.timestamp = Some(prev.timestamp);
+    entry.inputhash = entry.inputhash.or_else(|| prev.inputhash.clone());
+    entry.mode = "commit".into();
+    entry.changed = false;
+    if entry.packages.is_empty() {
+        entry.packages = prev
+            .pkglist
+            .iter()
+            .map(|(name, epoch, version, release, arch)| ComposePackage {
+                name: name.clone(),
+                epoch: *epoch as u32,
+                version: version.clone(),
+                release: release.clone(),
+                arch: arch.clone(),
+                sha256: None,
+                repo: String::new(),
+            })
+            .collect();
+    }
+    entry.duration_s = started.elapsed().as_secs_f64();
+    entry
+}

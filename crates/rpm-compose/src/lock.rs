@@ -1,0 +1,89 @@
+//! Locks that make concurrent and interrupted composes safe.
+//!
+//! A compose holds an exclusive `flock` on the repository directory for
+//! its whole run: a second compose into the same repository waits. Its
+//! staging root holds a lock too, so the next run can tell a root left by
+//! a killed compose (unlocked: removed) from one in use.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Holds a lock until dropped.
+pub struct Held(#[allow(dead_code)] File);
+
+fn flock(file: &File, blocking: bool) -> std::io::Result<bool> {
+    let op = libc::LOCK_EX | if blocking { 0 } else { libc::LOCK_NB };
+    // SAFETY: flock on an open descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Takes the repository's compose lock, waiting (and saying so) while
+/// another compose holds it.
+pub fn repo(path: &Path) -> anyhow::Result<Held> {
+    let dir =
+        File::open(path).with_context(|| format!("{}: cannot open to lock", path.display()))?;
+    if !flock(&dir, false)? {
+        log::info!(
+            "{}: another rpm-compose is running; waiting for it",
+            path.display()
+        );
+        flock(&dir, true)?;
+    }
+    Ok(Held(dir))
+}
+
+/// A locked, empty directory under `cachedir/roots` for the new tree,
+/// removed when dropped.
+pub struct StagingRoot {
+    dir: tempfile::TempDir,
+    _lock: Held,
+}
+
+impl StagingRoot {
+    /// Makes one, first removing roots that killed composes left behind.
+    pub fn new(cachedir: &Path) -> anyhow::Result<StagingRoot> {
+        let roots = cachedir.join("roots");
+        std::fs::create_dir_all(&roots)?;
+        remove_stale(&roots);
+        let dir = tempfile::Builder::new()
+            .prefix("root-")
+            .tempdir_in(&roots)
+            .context("creating the staging root")?;
+        let f = File::open(dir.path())?;
+        flock(&f, true)?;
+        Ok(StagingRoot {
+            dir,
+            _lock: Held(f),
+        })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn remove_stale(roots: &Path) {
+    let Ok(entries) = std::fs::read_dir(roots) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path: PathBuf = e.path();
+        let Ok(f) = File::open(&path) else { continue };
+        if let Ok(true) = flock(&f, false) {
+            log::debug!("removing {} left by an interrupted compose", path.display());
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Unpacking RPM payloads into the new root, the way rpm lays files down,
+//! without letting any entry land outside the root.
+//!
+//! Parent directories are resolved component by component inside the
+//! root: relative symlinks are followed as rpm follows them (a package
+//! shipping /bin/foo lands in /usr/bin/foo when /bin → usr/bin), an
+//! absolute symlink or one that climbs out of the root is refused, and the
+//! last component is always replaced by rename, never written through.
+//! Ownership and capabilities are recorded for the commit rather than
+//! applied to disk, so a compose needs no privileges.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use rpm::{FileFlags, FileType, IndexTag};
+
+/// How many symlinks one path may pass through, as the kernel's limit.
+const MAX_SYMLINKS: usize = 40;
+
+/// Options from the treefile.
+#[derive(Debug, Clone, Default)]
+pub struct UnpackOptions {
+    /// Install files rpm flags as documentation.
+    pub documentation: bool,
+    /// Install only files of these languages (and language-neutral ones).
+    pub install_langs: Option<Vec<String>>,
+}
+
+/// Ownership and capabilities of one tree path, applied at commit time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// File capabilities in rpm's text form (`cap_net_raw=ep`).
+    pub caps: Option<String>,
+}
+
+/// One file as installed, for the rpmdb and checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledFile {
+    /// Path as the package names it (`/bin/sh`).
+    pub package_path: String,
+    /// Path where it landed in the tree (`/usr/bin/sh`).
+    pub tree_path: String,
+}
+
+/// The tree being composed.
+pub struct Root {
+    dir: PathBuf,
+    /// Tree path → owner and caps, for every entry whose owner is not
+    /// root:root or that has capabilities.
+    pub meta: HashMap<String, Meta>,
+    users: HashMap<String, u32>,
+    groups: HashMap<String, u32>,
+    warned: std::collections::HashSet<String>,
+}
+
+impl Root {
+    /// A tree in the (existing, empty) directory `dir`.
+    pub fn new(dir: &Path) -> Root {
+        Root {
+            dir: dir.to_path_buf(),
+            meta: HashMap::new(),
+            users: HashMap::new(),
+            groups: HashMap::new(),
+            warned: Default::default(),
+        }
+    }
+
+    /// The directory holding the tree.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Unpacks one verified RPM; `nevra` names it in errors.
+    pub fn unpack(
+        &mut self,
+        rpm_path: &Path,
+        nevra: &str,
+        opts: &UnpackOptions,
+    ) -> anyhow::Result<Vec<InstalledFile>> {
+        let pkg = rpm::Package::open(rpm_path)
+            .with_context(|| format!("{nevra}: cannot read the RPM"))?;
+        pkg.verify_digests()
+            .map_err(|e| anyhow!("{nevra}: header or payload digest does not match: {e}"))?;
+        let header = &pkg.metadata.header;
+        let devices = header
+            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
+            .unwrap_or_default();
+        let inodes = header
+            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
+            .unwrap_or_default();
+        let entries = pkg.metadata.get_file_entries().unwrap_or_default();
+        // Hard links share (device, inode); rpm's payload carries the data
+        // once, with the last member.
+        let mut identity: HashMap<String, (u32, u32)> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let (Some(d), Some(n)) = (devices.get(i), inodes.get(i)) {
+                identity.insert(e.path().to_string_lossy().into_owned(), (*d, *n));
+            }
+        }
+        let mut landed_by_identity: HashMap<(u32, u32), PathBuf> = HashMap::new();
+        let mut pending_links: Vec<(PathBuf, String, (u32, u32))> = Vec::new();
+        let mut installed = Vec::new();
+        let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+        let mut touched_accounts = false;
+
+        for file in pkg
+            .files()
+            .with_context(|| format!("{nevra}: cannot read the payload"))?
+        {
+            let file = file.with_context(|| format!("{nevra}: corrupt payload"))?;
+            let m = &file.metadata;
+            let pkg_path = m.path().to_string_lossy().into_owned();
+            let flags = m.flags();
+            if flags.contains(FileFlags::GHOST) {
+                continue;
+            }
+            if !opts.documentation && flags.contains(FileFlags::DOC) {
+                continue;
+            }
+            if let (Some(langs), Some(lang)) = (&opts.install_langs, m.language()) {
+                if !lang.is_empty()
+                    && !langs
+                        .iter()
+                        .any(|l| lang == l || lang.starts_with(&format!("{l}_")))
+                {
+                    continue;
+                }
+            }
+            let rel = checked_relative(&pkg_path)
+                .with_context(|| format!("{nevra}: payload path `{pkg_path}`"))?;
+            let parent = self
+                .resolve_parent(&rel)
+                .with_context(|| format!("{nevra}: payload path `{pkg_path}`"))?;
+            let name = rel.file_name().expect("checked path has a name");
+            let target = parent.join(name);
+            let tree_path = format!(
+                "/{}",
+                target
+                    .strip_prefix(&self.dir)
+                    .expect("inside root")
+                    .display()
+            );
+            let mode = m.permissions() as u32 & 0o7777;
+            let mtime = m.modified_at().0 as i64;
+            match m.file_type() {
+                FileType::Dir => {
+                    match fs::symlink_metadata(&target) {
+                        // rpm keeps a symlink where a package lists a
+                        // directory (/bin in filesystem vs UsrMove).
+                        Ok(md) if md.file_type().is_symlink() => continue,
+                        Ok(md) if md.is_dir() => {}
+                        Ok(_) => bail!("{nevra}: `{pkg_path}` is a directory in the package but a file in the tree"),
+                        Err(_) => fs::create_dir(&target).with_context(|| format!("{nevra}: creating `{pkg_path}`"))?,
+                    }
+                    fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
+                    dir_times.push((target.clone(), mtime));
+                }
+                FileType::Regular => match file.content() {
+                    Some(content) => {
+                        replace_with(&target, |tmp| {
+                            let mut f = fs::File::create(tmp)?;
+                            f.write_all(content)?;
+                            f.set_permissions(fs::Permissions::from_mode(mode))?;
+                            Ok(())
+                        })
+                        .with_context(|| format!("{nevra}: writing `{pkg_path}`"))?;
+                        set_mtime(&target, mtime, false);
+                        if let Some(id) = identity.get(&pkg_path) {
+                            landed_by_identity.insert(*id, target.clone());
+                        }
+                    }
+                    None => match identity.get(&pkg_path) {
+                        Some(id) => pending_links.push((target.clone(), pkg_path.clone(), *id)),
+                        None => bail!("{nevra}: `{pkg_path}` has no content in the payload"),
+                    },
+                },
+                FileType::SymbolicLink => {
+                    let to = m
+                        .linkto()
+                        .ok_or_else(|| anyhow!("{nevra}: symlink `{pkg_path}` has no target"))?;
+                    replace_with(&target, |tmp| symlink(to, tmp))
+                        .with_context(|| format!("{nevra}: creating symlink `{pkg_path}`"))?;
+                    set_mtime(&target, mtime, true);
+                }
+                _ => {
+                    // Device nodes and FIFOs: ostree commits cannot hold them.
+                    log::debug!("{nevra}: skipping special file {pkg_path}");
+                    continue;
+                }
+            }
+            let uid = self.user_id(m.user(), nevra);
+            let gid = self.group_id(m.group(), nevra);
+            let caps = m.caps().map(str::to_string).filter(|c| !c.is_empty());
+            if uid != 0 || gid != 0 || caps.is_some() {
+                self.meta.insert(tree_path.clone(), Meta { uid, gid, caps });
+            } else {
+                self.meta.remove(&tree_path);
+            }
+            if tree_path == "/etc/passwd" || tree_path == "/etc/group" {
+                touched_accounts = true;
+            }
+            installed.push(InstalledFile {
+                package_path: pkg_path,
+                tree_path,
+            });
+        }
+        for (target, pkg_path, id) in pending_links {
+            let source = landed_by_identity.get(&id).ok_or_else(|| {
+                anyhow!("{nevra}: hard link `{pkg_path}` has no member with content")
+            })?;
+            replace_with(&target, |tmp| fs::hard_link(source, tmp))
+                .with_context(|| format!("{nevra}: linking `{pkg_path}`"))?;
+        }
+        // Directory mtimes last: creating entries inside changed them.
+        for (dir, mtime) in dir_times {
+            set_mtime(&dir, mtime, false);
+        }
+        if touched_accounts {
+            self.reload_accounts()?;
+        }
+        Ok(installed)
+    }
+
+    /// Resolves the parent directories of `rel` inside the root, creating
+    /// missing ones, following relative symlinks that stay inside.
+    fn resolve_parent(&self, rel: &Path) -> anyhow::Result<PathBuf> {
+        let mut queue: VecDeque<OsString> = rel
+            .parent()
+            .map(|p| {
+                p.components()
+                    .map(|c| c.as_os_str().to_os_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut cur: Vec<OsString> = Vec::new();
+        let mut links = 0;
+        while let Some(c) = queue.pop_front() {
+            if c == OsStr::new(".") {
+                continue;
+            }
+            if c == OsStr::new("..") {
+                if cur.pop().is_none() {
+                    bail!("a symlink leads out of the root");
+                }
+                continue;
+            }
+            let mut next = self.dir.clone();
+            next.extend(&cur);
+            next.push(&c);
+            match fs::symlink_metadata(&next) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir(&next)?;
+                    cur.push(c);
+                }
+                Err(e) => return Err(e.into()),
+                Ok(md) if md.is_dir() => cur.push(c),
+                Ok(md) if md.file_type().is_symlink() => {
+                    links += 1;
+                    if links > MAX_SYMLINKS {
+                        bail!("too many levels of symlinks");
+                    }
+                    let to = fs::read_link(&next)?;
+                    let shown = format!(
+                        "/{}",
+                        Path::new(&cur.iter().collect::<PathBuf>())
+                            .join(&c)
+                            .display()
+                    );
+                    if to.is_absolute() {
+                        bail!("its directory `{shown}` is an absolute symlink to `{}`, which unpacking will not follow", to.display());
+                    }
+                    for part in to.components().rev() {
+                        match part {
+                            Component::Normal(p) => queue.push_front(p.to_os_string()),
+                            Component::ParentDir => queue.push_front("..".into()),
+                            Component::CurDir => {}
+                            _ => bail!("`{shown}` is a symlink with an unusable target"),
+                        }
+                    }
+                }
+                Ok(_) => bail!("a parent directory is a file in the tree"),
+            }
+        }
+        let mut out = self.dir.clone();
+        out.extend(&cur);
+        Ok(out)
+    }
+
+    fn user_id(&mut self, name: &str, nevra: &str) -> u32 {
+        match name {
+            "" | "root" => 0,
+            n => match self.users.get(n) {
+                Some(id) => *id,
+                None => {
+                    if self.warned.insert(format!("u:{n}")) {
+                        log::warn!(
+                            "{nevra}: user `{n}` is not in the tree's /etc/passwd; using root"
+                        );
+                    }
+                    0
+                }
+            },
+        }
+    }
+
+    fn group_id(&mut self, name: &str, nevra: &str) -> u32 {
+        match name {
+            "" | "root" => 0,
+            n => match self.groups.get(n) {
+                Some(id) => *id,
+                None => {
+                    if self.warned.insert(format!("g:{n}")) {
+                        log::warn!(
+                            "{nevra}: group `{n}` is not in the tree's /etc/group; using root"
+                        );
+                    }
+                    0
+                }
+            },
+        }
+    }
+
+    /// Reads the tree's own /etc/passwd and /etc/group: package owners are
+    /// names, and only the tree knows what ids they have there.
+    pub fn reload_accounts(&mut self) -> anyhow::Result<()> {
+        self.users = read_ids(&self.dir.join("etc/passwd"), 2)?;
+        self.groups = read_ids(&self.dir.join("etc/group"), 2)?;
+        Ok(())
+    }
+}
+
+fn read_ids(path: &Path, field: usize) -> anyhow::Result<HashMap<String, u32>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let parts: Vec<&str> = l.split(':').collect();
+            Some((parts.first()?.to_string(), parts.get(field)?.parse().ok()?))
+        })
+        .collect())
+}
+
+/// `path` from a payload as a relative path with only normal components.
+pub fn checked_relative(path: &str) -> anyhow::Result<PathBuf> {
+    if path.contains('\0') {
+        bail!("contains a NUL byte");
+    }
+    let p = Path::new(path);
+    if !p.is_absolute() {
+        bail!("is not absolute");
+    }
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::RootDir => {}
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => bail!("contains `..`"),
+            Component::CurDir | Component::Prefix(_) => bail!("is not a plain path"),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        bail!("names the root itself");
+    }
+    Ok(out)
+}
+
+/// Creates the new entry under a temporary name beside `target` and
+/// renames it over whatever is there: a symlink at `target` is replaced,
+/// never written through.
+fn replace_with(
+    target: &Path,
+    make: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if let Ok(md) = fs::symlink_metadata(target) {
+        if md.is_dir() && !md.file_type().is_symlink() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a directory is in the way",
+            ));
+        }
+    }
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = target.with_file_name(format!(".{name}.rpm-compose-tmp"));
+    let _ = fs::remove_file(&tmp);
+    make(&tmp)?;
+    fs::rename(&tmp, target).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
+fn set_mtime(path: &Path, secs: i64, nofollow: bool) {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    let ts = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    };
+    let times = [ts, ts];
+    let flags = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
+    // SAFETY: valid C string and a two-element timespec array.
+    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), flags) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_paths_must_be_plain() {
+        assert_eq!(
+            checked_relative("/usr/bin/x").unwrap(),
+            PathBuf::from("usr/bin/x")
+        );
+        for bad in ["/usr/../etc/x", "usr/bin/x", "/", "/a/b/.."] {
+            assert!(checked_relative(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parents_follow_relative_links_and_refuse_escapes() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        fs::create_dir_all(d.path().join("usr/bin")).unwrap();
+        symlink("usr/bin", d.path().join("bin")).unwrap();
+        let p = root.resolve_parent(Path::new("bin/sh")).unwrap();
+        assert_eq!(p, d.path().join("usr/bin"));
+        symlink("/etc", d.path().join("usr/abs")).unwrap();
+        let e = root
+            .resolve_parent(Path::new("usr/abs/passwd"))
+            .unwrap_err();
+        assert!(format!("{e}").contains("absolute symlink"), "{e}");
+        symlink("../../..", d.path().join("usr/up")).unwrap();
+        assert!(root.resolve_parent(Path::new("usr/up/x/y")).is_err());
+        // Missing parents are created.
+        assert_eq!(
+            root.resolve_parent(Path::new("opt/a/b/c")).unwrap(),
+            d.path().join("opt/a/b")
+        );
+    }
+
+    #[test]
+    fn replacing_a_symlink_does_not_write_through_it() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::write(&outside, "keep").unwrap();
+        let link = d.path().join("link");
+        symlink(&outside, &link).unwrap();
+        replace_with(&link, |tmp| fs::write(tmp, "new")).unwrap();
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&link).unwrap(), "new");
+        assert!(!fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}
