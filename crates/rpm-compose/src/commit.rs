@@ -1,11 +1,22 @@
 //! Writing the tree as an ostree commit in one transaction: the ref moves
 //! only when every object is written.
+//!
+//! libostree's own directory commit reads, checksums and compresses one
+//! file at a time. Here the content objects are checksummed first and
+//! written only when the repository lacks them (a recompose rewrites just
+//! what changed), on one thread per core; the directory tree is then
+//! assembled from the checksums. Owners and capabilities come from the
+//! packages (the `meta` map), never from the files on disk.
 
 use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-use anyhow::Context;
-use glib::prelude::*;
+use anyhow::{anyhow, Context};
+use gio::prelude::*;
 use releng_manifest::ComposeStats;
 
 use crate::unpack::Meta;
@@ -34,6 +45,24 @@ pub struct CommitSpec<'a> {
     pub timestamp: u64,
 }
 
+/// A directory of the tree, by its path relative to the root ("" is the
+/// root itself).
+struct Dir {
+    rel: String,
+    mode: u32,
+}
+
+/// A regular file or symlink: a content object.
+struct Leaf {
+    rel: String,
+    /// Index of its directory in the `Dir` list.
+    dir: usize,
+    name: String,
+    mode: u32,
+    size: u64,
+    symlink: Option<String>,
+}
+
 /// Commits `root` as `spec` says; `meta` gives owners and capabilities.
 pub fn commit(
     repo: &ostree::Repo,
@@ -42,49 +71,17 @@ pub fn commit(
     spec: &CommitSpec,
 ) -> anyhow::Result<Committed> {
     let cancel = gio::Cancellable::NONE;
-    let owners: HashMap<String, (u32, u32)> = meta
-        .iter()
-        .map(|(k, m)| (k.clone(), (m.uid, m.gid)))
-        .collect();
-    let mut caps: HashMap<String, Vec<u8>> = HashMap::new();
-    for (path, m) in meta {
-        if let Some(text) = &m.caps {
-            let x = crate::caps::to_xattr(text)
-                .with_context(|| format!("{path}: file capabilities `{text}`"))?;
-            caps.insert(path.clone(), x);
-        }
-    }
-    // Ownership comes from the packages, not from whoever ran the compose.
-    let modifier = ostree::RepoCommitModifier::new(
-        ostree::RepoCommitModifierFlags::NONE,
-        Some(Box::new(
-            move |_repo: &ostree::Repo, path: &str, info: &gio::FileInfo| {
-                let (uid, gid) = owners.get(path).copied().unwrap_or((0, 0));
-                info.set_attribute_uint32("unix::uid", uid);
-                info.set_attribute_uint32("unix::gid", gid);
-                ostree::RepoCommitFilterResult::Allow
-            },
-        )),
-    );
-    // xattrs come only from here: host labels must not leak into the tree.
-    modifier.set_xattr_callback(move |_repo, path, _info| {
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = match caps.get(path) {
-            Some(x) => vec![(b"security.capability\0".to_vec(), x.clone())],
-            None => Vec::new(),
-        };
-        entries.to_variant()
-    });
-
+    let (dirs, leaves) = scan(root)?;
+    let xattrs = Xattrs::new(meta)?;
     repo.prepare_transaction(cancel)
         .context("starting an ostree transaction")?;
     let result = (|| -> anyhow::Result<Committed> {
-        let mtree = ostree::MutableTree::new();
-        repo.write_directory_to_mtree(&gio::File::for_path(root), &mtree, Some(&modifier), cancel)
-            .context("writing the tree into the repository")?;
+        let sums = write_contents(repo, root, &leaves, meta, &xattrs)?;
+        let mtree = build_tree(repo, &dirs, &leaves, &sums, meta, &xattrs)?;
         let root_file = repo
             .write_mtree(&mtree, cancel)?
             .downcast::<ostree::RepoFile>()
-            .map_err(|_| anyhow::anyhow!("write_mtree returned no repository file"))?;
+            .map_err(|_| anyhow!("write_mtree returned no repository file"))?;
         let commit = repo
             .write_commit_with_time(
                 spec.parent,
@@ -125,4 +122,256 @@ pub fn commit(
         let _ = repo.abort_transaction(cancel);
     }
     result
+}
+
+/// Lists the tree: directories in depth-first order (parents first),
+/// regular files and symlinks. Anything else cannot be committed.
+fn scan(root: &Path) -> anyhow::Result<(Vec<Dir>, Vec<Leaf>)> {
+    let mut dirs = vec![Dir {
+        rel: String::new(),
+        mode: fs::symlink_metadata(root)?.mode(),
+    }];
+    let mut leaves = Vec::new();
+    let mut i = 0;
+    while i < dirs.len() {
+        let rel = dirs[i].rel.clone();
+        let path = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&rel)
+        };
+        let mut entries: Vec<_> = fs::read_dir(&path)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e
+                .file_name()
+                .into_string()
+                .map_err(|n| anyhow!("{}: file name {n:?} is not UTF-8", path.display()))?;
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let md = e.metadata()?;
+            let ft = md.file_type();
+            if ft.is_dir() {
+                dirs.push(Dir {
+                    rel: child,
+                    mode: md.mode(),
+                });
+            } else if ft.is_file() || ft.is_symlink() {
+                let symlink = if ft.is_symlink() {
+                    Some(
+                        fs::read_link(e.path())?
+                            .into_os_string()
+                            .into_string()
+                            .map_err(|t| anyhow!("/{child}: symlink target {t:?} is not UTF-8"))?,
+                    )
+                } else {
+                    None
+                };
+                leaves.push(Leaf {
+                    rel: child,
+                    dir: i,
+                    name,
+                    mode: md.mode(),
+                    size: md.len(),
+                    symlink,
+                });
+            } else {
+                log::warn!("/{child}: special files cannot be committed; dropped");
+            }
+        }
+        i += 1;
+    }
+    Ok((dirs, leaves))
+}
+
+/// The `security.capability` xattrs of the tree, by tree path.
+struct Xattrs {
+    by_path: HashMap<String, glib::Variant>,
+    none: glib::Variant,
+}
+
+impl Xattrs {
+    fn new(meta: &HashMap<String, Meta>) -> anyhow::Result<Xattrs> {
+        let mut by_path = HashMap::new();
+        for (path, m) in meta {
+            if let Some(text) = &m.caps {
+                let x = crate::caps::to_xattr(text)
+                    .with_context(|| format!("{path}: file capabilities `{text}`"))?;
+                by_path.insert(
+                    path.clone(),
+                    vec![(b"security.capability\0".to_vec(), x)].to_variant(),
+                );
+            }
+        }
+        Ok(Xattrs {
+            by_path,
+            none: Vec::<(Vec<u8>, Vec<u8>)>::new().to_variant(),
+        })
+    }
+
+    fn get(&self, tree_path: &str) -> &glib::Variant {
+        self.by_path.get(tree_path).unwrap_or(&self.none)
+    }
+}
+
+fn file_info(mode: u32, size: u64, owner: (u32, u32), symlink: Option<&str>) -> gio::FileInfo {
+    let info = gio::FileInfo::new();
+    info.set_attribute_uint32("unix::uid", owner.0);
+    info.set_attribute_uint32("unix::gid", owner.1);
+    info.set_attribute_uint32("unix::mode", mode);
+    match symlink {
+        Some(target) => {
+            info.set_file_type(gio::FileType::SymbolicLink);
+            info.set_symlink_target(target);
+            info.set_size(0);
+        }
+        None => {
+            info.set_file_type(if mode & 0o170000 == 0o040000 {
+                gio::FileType::Directory
+            } else {
+                gio::FileType::Regular
+            });
+            info.set_size(size as i64);
+        }
+    }
+    info
+}
+
+fn owner(meta: &HashMap<String, Meta>, tree_path: &str) -> (u32, u32) {
+    meta.get(tree_path)
+        .map(|m| (m.uid, m.gid))
+        .unwrap_or((0, 0))
+}
+
+/// Checksums every leaf and writes the content objects the repository
+/// lacks, on one worker per core. Returns the checksums in leaf order.
+fn write_contents(
+    repo: &ostree::Repo,
+    root: &Path,
+    leaves: &[Leaf],
+    meta: &HashMap<String, Meta>,
+    xattrs: &Xattrs,
+) -> anyhow::Result<Vec<String>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<anyhow::Result<String>>>> =
+        Mutex::new((0..leaves.len()).map(|_| None).collect());
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(8);
+    // GVariants are not Send: each worker builds what it needs from the
+    // plain data, and shares the repository (libostree writes objects from
+    // several threads during a pull, too).
+    let caps: HashMap<String, Vec<u8>> = xattrs
+        .by_path
+        .iter()
+        .map(|(k, v)| (k.clone(), v.data().to_vec()))
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let repo = repo.clone();
+            let (next, results, caps) = (&next, &results, &caps);
+            s.spawn(move || {
+                let none = Vec::<(Vec<u8>, Vec<u8>)>::new().to_variant();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(leaf) = leaves.get(i) else { break };
+                    let tree_path = format!("/{}", leaf.rel);
+                    let x = match caps.get(&tree_path) {
+                        Some(bytes) => glib::Variant::from_data_with_type(
+                            bytes,
+                            glib::VariantTy::new("a(ayay)").expect("valid type"),
+                        ),
+                        None => none.clone(),
+                    };
+                    let r = write_one(&repo, root, leaf, owner(meta, &tree_path), &x)
+                        .with_context(|| format!("writing {tree_path} into the repository"));
+                    results.lock().expect("no worker panics")[i] = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("workers done")
+        .into_iter()
+        .map(|r| r.expect("every leaf was tried"))
+        .collect()
+}
+
+fn write_one(
+    repo: &ostree::Repo,
+    root: &Path,
+    leaf: &Leaf,
+    owner: (u32, u32),
+    xattrs: &glib::Variant,
+) -> anyhow::Result<String> {
+    let cancel = gio::Cancellable::NONE;
+    let info = file_info(leaf.mode, leaf.size, owner, leaf.symlink.as_deref());
+    let open = || -> anyhow::Result<gio::InputStream> {
+        Ok(match &leaf.symlink {
+            Some(_) => gio::MemoryInputStream::new().upcast(),
+            None => gio::File::for_path(root.join(&leaf.rel))
+                .read(cancel)?
+                .upcast(),
+        })
+    };
+    let input = open()?;
+    let sum = ostree::checksum_file_from_input(
+        &info,
+        Some(xattrs),
+        leaf.symlink.is_none().then_some(&input),
+        ostree::ObjectType::File,
+        cancel,
+    )
+    .map_err(|e| anyhow!("checksumming: {e}"))?
+    .to_hex();
+    if repo.has_object(ostree::ObjectType::File, &sum, cancel)? {
+        return Ok(sum);
+    }
+    let (stream, len) = ostree::raw_file_to_content_stream(&open()?, &info, Some(xattrs), cancel)?;
+    repo.write_content(Some(&sum), &stream, len, cancel)?;
+    Ok(sum)
+}
+
+/// Assembles the directory tree from the content checksums, writing one
+/// dirmeta object per distinct (mode, owner, xattrs).
+fn build_tree(
+    repo: &ostree::Repo,
+    dirs: &[Dir],
+    leaves: &[Leaf],
+    sums: &[String],
+    meta: &HashMap<String, Meta>,
+    xattrs: &Xattrs,
+) -> anyhow::Result<ostree::MutableTree> {
+    let cancel = gio::Cancellable::NONE;
+    let mut trees: Vec<ostree::MutableTree> = Vec::with_capacity(dirs.len());
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let tree_path = if d.rel.is_empty() {
+            "/".to_string()
+        } else {
+            format!("/{}", d.rel)
+        };
+        let info = file_info(d.mode, 0, owner(meta, &tree_path), None);
+        let dirmeta = ostree::create_directory_metadata(&info, Some(xattrs.get(&tree_path)));
+        let csum = repo
+            .write_metadata(ostree::ObjectType::DirMeta, None, &dirmeta, cancel)?
+            .to_hex();
+        let tree = match d.rel.rsplit_once('/') {
+            _ if d.rel.is_empty() => ostree::MutableTree::new(),
+            Some((parent, name)) => trees[index[parent]].ensure_dir(name)?,
+            None => trees[0].ensure_dir(&d.rel)?,
+        };
+        tree.set_metadata_checksum(&csum);
+        index.insert(d.rel.as_str(), i);
+        trees.push(tree);
+    }
+    for (leaf, sum) in leaves.iter().zip(sums) {
+        trees[leaf.dir].replace_file(&leaf.name, sum)?;
+    }
+    Ok(trees.swap_remove(0))
 }

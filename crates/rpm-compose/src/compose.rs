@@ -16,7 +16,8 @@ use crate::fetch::Fetcher;
 use crate::lock::{self, StagingRoot};
 use crate::unpack::{Root, UnpackOptions};
 use crate::{
-    commit, download, metadata, postprocess, repofile, rpmdb, rpmmd, scriptlets, solve, treefile,
+    commit, download, metadata, pipeline, postprocess, repofile, rpmdb, rpmmd, scriptlets, solve,
+    treefile,
 };
 
 /// What rpm-ostree prints, and pungi's wrapper looks for, on a no-op.
@@ -254,21 +255,33 @@ fn install(
     };
     let mut files_by_pkg = HashMap::new();
     let mut posttrans = Vec::new();
-    for (p, path) in pkgs.iter().zip(paths) {
-        let nevra = p.nevra();
-        let scripts = scriptlets::read(path, &nevra)?;
+    let jobs: Vec<(PathBuf, String)> = paths
+        .iter()
+        .cloned()
+        .zip(pkgs.iter().map(solv::Package::nevra))
+        .collect();
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(4);
+    let mut names = pkgs.iter().map(|p| p.name.clone());
+    pipeline::in_order(&jobs, workers, |loaded| {
+        let name = names.next().expect("one name per package");
+        let nevra = loaded.nevra.clone();
+        let scripts = loaded.scripts.clone();
         if let Some(s) = &scripts.pre {
-            scriptlets::run(root.dir(), &p.name, &nevra, s, &tf.ignore_scripts)?;
+            scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;
         }
-        let files = root.unpack(path, &nevra, &opts)?;
-        files_by_pkg.insert(p.name.clone(), files);
+        let files = root.unpack(loaded, &opts)?;
+        files_by_pkg.insert(name.clone(), files);
         if let Some(s) = &scripts.post {
-            scriptlets::run(root.dir(), &p.name, &nevra, s, &tf.ignore_scripts)?;
+            scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;
         }
         if let Some(s) = scripts.posttrans {
-            posttrans.push((p.name.clone(), nevra, s));
+            posttrans.push((name, nevra, s));
         }
-    }
+        Ok(())
+    })?;
     for (name, nevra, s) in &posttrans {
         scriptlets::run(root.dir(), name, nevra, s, &tf.ignore_scripts)?;
     }

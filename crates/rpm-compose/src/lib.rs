@@ -17,6 +17,7 @@ mod fetch;
 mod lock;
 mod metadata;
 mod outputs;
+mod pipeline;
 mod postprocess;
 mod repofile;
 mod rpmdb;

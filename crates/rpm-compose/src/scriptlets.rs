@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 /// One scriptlet of a package.
 #[derive(Debug, Clone)]
@@ -27,10 +27,8 @@ pub struct Scripts {
     pub posttrans: Option<Script>,
 }
 
-/// Reads the scriptlets from an RPM's header.
-pub fn read(rpm_path: &Path, nevra: &str) -> anyhow::Result<Scripts> {
-    let meta = rpm::PackageMetadata::open(rpm_path)
-        .with_context(|| format!("{nevra}: cannot read the header"))?;
+/// The scriptlets in an RPM's header.
+pub fn from_metadata(meta: &rpm::PackageMetadata) -> Scripts {
     let get = |kind: &'static str, s: Result<rpm::Scriptlet, rpm::Error>| {
         s.ok()
             .filter(|s| !s.script.trim().is_empty() || s.program.is_some())
@@ -43,11 +41,11 @@ pub fn read(rpm_path: &Path, nevra: &str) -> anyhow::Result<Scripts> {
                 body: s.script,
             })
     };
-    Ok(Scripts {
+    Scripts {
         pre: get("%pre", meta.get_pre_install_script()),
         post: get("%post", meta.get_post_install_script()),
         posttrans: get("%posttrans", meta.get_post_trans_script()),
-    })
+    }
 }
 
 /// Runs `script` of package `name` (`nevra` for messages) in `root`,

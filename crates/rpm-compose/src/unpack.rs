@@ -51,6 +51,57 @@ pub struct InstalledFile {
     pub tree_path: String,
 }
 
+/// A package read, verified and decompressed, ready to lay down: the
+/// expensive part, done off the thread that writes the tree.
+pub struct Loaded {
+    /// `name-[epoch:]version-release.arch`, for messages.
+    pub nevra: String,
+    files: Vec<rpm::RpmFile<'static>>,
+    /// Payload path → (device, inode): hard links share one.
+    identity: HashMap<String, (u32, u32)>,
+    /// Its install-time scriptlets.
+    pub scripts: crate::scriptlets::Scripts,
+}
+
+impl Loaded {
+    /// Reads the RPM at `rpm_path`, checks its header and payload digests
+    /// and decompresses its payload.
+    pub fn read(rpm_path: &Path, nevra: &str) -> anyhow::Result<Loaded> {
+        let pkg = rpm::Package::open(rpm_path)
+            .with_context(|| format!("{nevra}: cannot read the RPM"))?;
+        pkg.verify_digests()
+            .map_err(|e| anyhow!("{nevra}: header or payload digest does not match: {e}"))?;
+        let header = &pkg.metadata.header;
+        let devices = header
+            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
+            .unwrap_or_default();
+        let inodes = header
+            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
+            .unwrap_or_default();
+        let entries = pkg.metadata.get_file_entries().unwrap_or_default();
+        // Hard links share (device, inode); rpm's payload carries the data
+        // once, with the last member.
+        let mut identity = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let (Some(d), Some(n)) = (devices.get(i), inodes.get(i)) {
+                identity.insert(e.path().to_string_lossy().into_owned(), (*d, *n));
+            }
+        }
+        let files = pkg
+            .files()
+            .with_context(|| format!("{nevra}: cannot read the payload"))?
+            .map(|f| f.map(rpm::RpmFile::into_owned))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{nevra}: corrupt payload"))?;
+        Ok(Loaded {
+            nevra: nevra.to_string(),
+            files,
+            identity,
+            scripts: crate::scriptlets::from_metadata(&pkg.metadata),
+        })
+    }
+}
+
 /// The tree being composed.
 pub struct Root {
     dir: PathBuf,
@@ -79,44 +130,26 @@ impl Root {
         &self.dir
     }
 
-    /// Unpacks one verified RPM; `nevra` names it in errors.
+    /// Lays one loaded package into the tree.
     pub fn unpack(
         &mut self,
-        rpm_path: &Path,
-        nevra: &str,
+        pkg: Loaded,
         opts: &UnpackOptions,
     ) -> anyhow::Result<Vec<InstalledFile>> {
-        let pkg = rpm::Package::open(rpm_path)
-            .with_context(|| format!("{nevra}: cannot read the RPM"))?;
-        pkg.verify_digests()
-            .map_err(|e| anyhow!("{nevra}: header or payload digest does not match: {e}"))?;
-        let header = &pkg.metadata.header;
-        let devices = header
-            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
-            .unwrap_or_default();
-        let inodes = header
-            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
-            .unwrap_or_default();
-        let entries = pkg.metadata.get_file_entries().unwrap_or_default();
-        // Hard links share (device, inode); rpm's payload carries the data
-        // once, with the last member.
-        let mut identity: HashMap<String, (u32, u32)> = HashMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            if let (Some(d), Some(n)) = (devices.get(i), inodes.get(i)) {
-                identity.insert(e.path().to_string_lossy().into_owned(), (*d, *n));
-            }
-        }
+        let Loaded {
+            nevra,
+            files,
+            identity,
+            ..
+        } = pkg;
+        let nevra = nevra.as_str();
         let mut landed_by_identity: HashMap<(u32, u32), PathBuf> = HashMap::new();
         let mut pending_links: Vec<(PathBuf, String, (u32, u32))> = Vec::new();
         let mut installed = Vec::new();
         let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
         let mut touched_accounts = false;
 
-        for file in pkg
-            .files()
-            .with_context(|| format!("{nevra}: cannot read the payload"))?
-        {
-            let file = file.with_context(|| format!("{nevra}: corrupt payload"))?;
+        for file in files {
             let m = &file.metadata;
             let pkg_path = m.path().to_string_lossy().into_owned();
             let flags = m.flags();

@@ -640,3 +640,44 @@ fn payload_that_escapes_the_root_is_refused() {
     );
     assert_eq!(s.rev(), None);
 }
+
+#[test]
+fn tree_is_exactly_what_ostree_commit_makes_of_its_checkout() {
+    require!("ostree");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        eprintln!("SKIPPED: a checkout that keeps owners and capabilities needs root");
+        return;
+    }
+    let s = Setup::fixture();
+    let doc = s.compose(&[]).ok().json();
+    let ours = compose_entry(&doc)["content_checksum"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Check the commit out with its owners and xattrs, commit that
+    // directory with the ostree CLI: libostree's own writer must arrive at
+    // the very same tree.
+    let co = s.path("checkout");
+    ostree(&["checkout", "--repo", s.repo(), REF, co.to_str().unwrap()]);
+    let other = s.path("other");
+    ostree(&["init", "--repo", other.to_str().unwrap(), "--mode=archive"]);
+    let tree = format!("--tree=dir={}", co.display());
+    ostree(&[
+        "commit",
+        "--repo",
+        other.to_str().unwrap(),
+        "-b",
+        "x",
+        &tree,
+    ]);
+    let show = ostree(&["show", "--repo", other.to_str().unwrap(), "x"]);
+    assert!(
+        show.contains(&format!("ContentChecksum:  {ours}")),
+        "ours {ours}, ostree's:\n{show}"
+    );
+}
+
+extern "C" {
+    fn geteuid() -> u32;
+}
