@@ -11,7 +11,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use crate::envelope::MANIFEST_TYPE;
-use crate::sections::{ComposeEntry, RepoSection, SummarySection};
+use crate::sections::{ComposeEntry, ImageEntry, RepoSection, SummarySection};
 
 /// The committed schema, as shipped.
 pub const COMMITTED: &str = include_str!("../releng-manifest.schema.json");
@@ -63,7 +63,7 @@ struct Payload {
     #[schemars(description = "Written by summary-gen.")]
     summary: Option<SummarySection>,
     #[schemars(description = "Appended to by qcow2-build, one entry per image.")]
-    images: Option<Vec<Map<String, Value>>>,
+    images: Option<Vec<ImageEntry>>,
     #[schemars(description = "Written by `mm-crawl scan`.")]
     scan: Option<Map<String, Value>>,
     #[schemars(description = "Written by `mm-crawl mirrors`.")]

@@ -249,3 +249,50 @@ pub struct ComposeEntry {
     /// Wall-clock seconds the compose took.
     pub duration_s: f64,
 }
+
+/// One partition of a built image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ImagePartition {
+    /// Filesystem (and GPT partition) label.
+    pub label: String,
+    /// `vfat`, `ext4`.
+    pub fstype: String,
+    /// Where the deployment mounts it.
+    pub mountpoint: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Filesystem UUID.
+    pub uuid: String,
+}
+
+/// One entry of `payload.images`, appended by `qcow2-build`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImageEntry {
+    /// Absolute path of the image file.
+    pub path: String,
+    /// `qcow2`, `raw` or `raw.xz`.
+    pub format: String,
+    /// Size of the file in bytes.
+    pub size: u64,
+    /// Size of the disk it holds, in bytes.
+    pub virtual_size: u64,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// `ostreesetup --osname`.
+    pub osname: String,
+    /// The deployed ref.
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    /// The deployed commit.
+    pub commit: String,
+    /// The partitions, in disk order.
+    pub partitions: Vec<ImagePartition>,
+    /// `uefi`.
+    pub firmware: String,
+    /// `grub2`.
+    pub bootloader: String,
+    /// The deployment's kernel command line.
+    pub kernel_args: String,
+    /// Wall-clock seconds the build took.
+    pub duration_s: f64,
+}

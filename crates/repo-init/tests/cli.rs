@@ -198,7 +198,7 @@ fn unknown_sections_pass_through_and_repo_comes_from_manifest() {
         "header": {"type": "releng-manifest", "version": "1.0"},
         "payload": {
             "x-future-tool": {"kept": [1, 2.5, "three"], "nested": {"a": null}},
-            "images": [{"path": "/srv/images/host.qcow2"}],
+            "metalinks": [{"path": "/srv/metalinks/host.xml"}],
             "repo": {"path": repo, "mode": "archive", "created": true, "collection_id": null}
         }
     });
@@ -211,7 +211,10 @@ fn unknown_sections_pass_through_and_repo_comes_from_manifest() {
         doc["payload"]["x-future-tool"],
         incoming["payload"]["x-future-tool"]
     );
-    assert_eq!(doc["payload"]["images"], incoming["payload"]["images"]);
+    assert_eq!(
+        doc["payload"]["metalinks"],
+        incoming["payload"]["metalinks"]
+    );
     assert_eq!(doc["payload"]["repo"]["created"], true);
     assert!(dir.path().join("r/objects").is_dir());
 }
