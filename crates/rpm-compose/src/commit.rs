@@ -77,6 +77,7 @@ pub fn commit(
         .context("starting an ostree transaction")?;
     let result = (|| -> anyhow::Result<Committed> {
         let sums = write_contents(repo, root, &leaves, meta, &xattrs)?;
+        log::debug!("content objects checked and written");
         let mtree = build_tree(repo, &dirs, &leaves, &sums, meta, &xattrs)?;
         let root_file = repo
             .write_mtree(&mtree, cancel)?

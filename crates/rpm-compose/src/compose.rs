@@ -45,6 +45,9 @@ pub struct Options {
     /// Move the ref (false when the caller writes it, as pungi does with
     /// `--write-commitid-to`).
     pub update_ref: bool,
+    /// Where to assemble the tree (default: /dev/shm when roomy, else the
+    /// cache).
+    pub tmpdir: Option<PathBuf>,
 }
 
 /// Runs a compose and describes it for the manifest.
@@ -120,6 +123,7 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
         .map(|(c, r)| rpmmd::load(&fetcher, c, r, &o.cachedir))
         .collect::<anyhow::Result<_>>()?;
     let pkgs = solve::packages(&fetcher, &loaded, &tf, &o.arch)?;
+    log::debug!("solved: {:?}", started.elapsed());
     log::info!("{} packages to install", pkgs.len());
     let inputhash = changes::inputhash(&tf, &repo_files, &o.arch, &pkgs)?;
     entry.inputhash = Some(inputhash.clone());
@@ -169,6 +173,7 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
     }
 
     let dl = download::all(&fetcher, &loaded, &pkgs, &o.cachedir)?;
+    log::debug!("downloaded: {:?}", started.elapsed());
     entry.stats.packages_downloaded = dl.fetched;
     entry.stats.packages_cached = dl.cached;
     for (p, path) in entry.packages.iter_mut().zip(&dl.paths) {
@@ -186,11 +191,19 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
         o.repo.as_ref().expect("given"),
     );
 
-    let staging = StagingRoot::new(&o.cachedir)?;
+    // RPMs hold their payloads compressed about fourfold.
+    let expected: u64 = pkgs.iter().map(|p| p.download_size).sum::<u64>() * 5;
+    let base = o
+        .tmpdir
+        .clone()
+        .unwrap_or_else(|| lock::staging_base(expected, &o.cachedir));
+    let staging = StagingRoot::new(&base)?;
     let mut root = Root::new(staging.path());
     install(&mut root, &tf, &pkgs, &dl.paths)?;
+    log::debug!("installed: {:?}", started.elapsed());
     let root_dir = root.dir().to_path_buf();
     postprocess::finalize(&root_dir, &mut root.meta)?;
+    log::debug!("post-processed: {:?}", started.elapsed());
 
     let version = tf.automatic_version_prefix.as_deref().map(|prefix| {
         metadata::next_version(prefix, previous.as_ref().and_then(|p| p.version.as_deref()))
@@ -285,7 +298,9 @@ fn install(
     for (name, nevra, s) in &posttrans {
         scriptlets::run(root.dir(), name, nevra, s, &tf.ignore_scripts)?;
     }
+    log::debug!("unpacked");
     rpmdb::write(root.dir(), paths, &opts)?;
+    log::debug!("rpmdb written");
     postprocess::treefile_edits(root.dir(), tf, &files_by_pkg)?;
     postprocess::run_scripts(root.dir(), tf)
 }

@@ -65,6 +65,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub cachedir: Option<PathBuf>,
 
+    /// Where to assemble the tree [default: /dev/shm when it has room for
+    /// it, else the cache directory].
+    #[arg(long, value_name = "DIR")]
+    pub tmpdir: Option<PathBuf>,
+
     /// Architecture to compose for [default: this machine's].
     #[arg(long, value_name = "ARCH")]
     pub arch: Option<String>,
@@ -127,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         force_nocache: args.force_nocache,
         previous_inputhash: args.previous_inputhash.clone(),
         update_ref: args.write_commitid_to.is_none(),
+        tmpdir: args.tmpdir.clone(),
     })?;
     outputs::write(&entry, &args)?;
     manifest.push("composes", &entry)?;

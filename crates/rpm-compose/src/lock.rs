@@ -43,17 +43,17 @@ pub fn repo(path: &Path) -> anyhow::Result<Held> {
     Ok(Held(dir))
 }
 
-/// A locked, empty directory under `cachedir/roots` for the new tree,
-/// removed when dropped.
+/// A locked, empty directory for the new tree, removed when dropped.
 pub struct StagingRoot {
     dir: tempfile::TempDir,
     _lock: Held,
 }
 
 impl StagingRoot {
-    /// Makes one, first removing roots that killed composes left behind.
-    pub fn new(cachedir: &Path) -> anyhow::Result<StagingRoot> {
-        let roots = cachedir.join("roots");
+    /// Makes one under `base/rpm-compose-roots`, first removing roots that
+    /// killed composes left behind there.
+    pub fn new(base: &Path) -> anyhow::Result<StagingRoot> {
+        let roots = base.join("rpm-compose-roots");
         std::fs::create_dir_all(&roots)?;
         remove_stale(&roots);
         let dir = tempfile::Builder::new()
@@ -86,4 +86,24 @@ fn remove_stale(roots: &Path) {
             let _ = std::fs::remove_dir_all(&path);
         }
     }
+}
+
+/// Where to assemble a tree of about `bytes`: `/dev/shm` when it has room
+/// for twice that (creating tens of thousands of files on a disk
+/// filesystem that just deleted as many is slow: ext4 searches its inode
+/// tables for each one), else `fallback`.
+pub fn staging_base(bytes: u64, fallback: &Path) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let Ok(c) = std::ffi::CString::new("/dev/shm") else {
+        return fallback.to_path_buf();
+    };
+    // SAFETY: statvfs fills the struct we pass.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if shm.is_dir() && unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 {
+        let free = st.f_bavail as u64 * st.f_frsize as u64;
+        if free > bytes.saturating_mul(2) {
+            return shm.to_path_buf();
+        }
+    }
+    fallback.to_path_buf()
 }

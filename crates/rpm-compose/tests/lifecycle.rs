@@ -434,10 +434,17 @@ fn sigkill_at_any_point_leaves_a_clean_repo_and_an_unmoved_ref() {
         }
     }
     // And the next run succeeds, cleaning what the killed ones left.
-    let last = entry(&w.compose(&["--force-nocache"]).ok().json());
+    let tmp = w.s("tmp");
+    let last = entry(
+        &w.compose(&["--force-nocache", "--tmpdir", &tmp])
+            .ok()
+            .json(),
+    );
     assert_eq!(last["changed"], true);
     ostree(&["fsck", "--repo", &w.s("repo")]);
-    let roots: Vec<_> = fs::read_dir(w.path("cache/roots")).unwrap().collect();
+    let roots: Vec<_> = fs::read_dir(w.path("tmp/rpm-compose-roots"))
+        .unwrap()
+        .collect();
     assert!(roots.is_empty(), "staging roots left: {roots:?}");
 }
 
