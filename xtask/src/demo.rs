@@ -1,8 +1,9 @@
 //! `cargo xtask demo`: the pipeline on the fixtures, end to end.
 //!
 //! For now: repo-init, rpm-compose of the fixture treefile (RPMs built by
-//! `cargo xtask fixtures`), summary-gen. The manifest goes to stdout and
-//! `target/demo/manifest.json`; a short human summary goes to stderr.
+//! `cargo xtask fixtures`), summary-gen, qcow2-build of the fixture
+//! kickstart. The manifest goes to stdout and `target/demo/manifest.json`;
+//! a short human summary goes to stderr.
 
 use std::io::Write;
 use std::path::Path;
@@ -45,6 +46,14 @@ pub fn run() -> anyhow::Result<()> {
     )?;
     let manifest = pipe(
         Command::new(bin("summary-gen")).args(["--static-deltas", "-m", "xa.title='Releng demo'"]),
+        Some(&manifest),
+    )?;
+    let manifest = pipe(
+        Command::new(bin("qcow2-build"))
+            .arg("--kickstart")
+            .arg(root.join("fixtures/kickstarts/fedora-cloud-atomic.ks"))
+            .arg("--output-dir")
+            .arg(demo.join("images")),
         Some(&manifest),
     )?;
     std::fs::write(demo.join("manifest.json"), &manifest)?;

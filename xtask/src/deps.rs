@@ -29,7 +29,22 @@ pub const DEBIAN: &[&str] = &[
     // dnf is the test oracle for the package set.
     "bubblewrap",
     "dnf",
+    // `cargo xtask bench compose` reads peak RSS from /usr/bin/time.
+    "time",
+    // qcow2-build: filesystems from directories, the GPT, GRUB for EFI,
+    // and the boot tests' firmware and emulator.
+    "e2fsprogs",
+    "dosfstools",
+    "mtools",
+    "fdisk",
+    "grub-efi-amd64-bin",
+    "xz-utils",
+    "ovmf",
+    "qemu-system-x86",
 ];
+
+/// Python modules the tests use as oracles (installed with pip).
+pub const PYTHON: &[(&str, &str)] = &[("pykickstart", "pykickstart")];
 
 /// Fedora packages, same roles.
 pub const FEDORA: &[&str] = &[
@@ -46,6 +61,15 @@ pub const FEDORA: &[&str] = &[
     "cpio",
     "bubblewrap",
     "dnf",
+    "time",
+    "e2fsprogs",
+    "dosfstools",
+    "mtools",
+    "util-linux",
+    "grub2-efi-x64-modules",
+    "xz",
+    "edk2-ovmf",
+    "qemu-system-x86-core",
 ];
 
 enum Family {
@@ -112,12 +136,17 @@ extern "C" {
 /// Installs whatever is missing; not root and something missing: prints the
 /// command to run and fails.
 pub fn ensure() -> anyhow::Result<()> {
+    system_packages()?;
+    python_modules()
+}
+
+fn system_packages() -> anyhow::Result<()> {
     let family = family()?;
     let wanted = match family {
         Family::Debian => DEBIAN,
         Family::Fedora => FEDORA,
     };
-    let missing: Vec<&str> = wanted
+    let mut missing: Vec<&str> = wanted
         .iter()
         .copied()
         .filter(|p| !installed(&family, p))
@@ -125,9 +154,22 @@ pub fn ensure() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
+    // Machines of this kind carry qemu-utils from bookworm-backports, which
+    // Debian 12's qemu-system-x86 conflicts with: installed plainly, apt
+    // would remove qemu-img. Taking bookworm's qemu-utils too (a
+    // downgrade; its qemu-img does all we need) keeps both.
+    let mut downgrade = false;
+    if matches!(family, Family::Debian)
+        && missing.contains(&"qemu-system-x86")
+        && codename() == "bookworm"
+    {
+        missing.push("qemu-utils/bookworm");
+        downgrade = true;
+    }
     let install = match family {
         Family::Debian => format!(
-            "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
+            "apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends{} {}",
+            if downgrade { " --allow-downgrades" } else { "" },
             missing.join(" ")
         ),
         Family::Fedora => format!("dnf install -y {}", missing.join(" ")),
@@ -141,13 +183,60 @@ pub fn ensure() -> anyhow::Result<()> {
     match family {
         Family::Debian => {
             run::status(Command::new("apt-get").arg("update"))?;
-            run::status(
-                Command::new("apt-get")
-                    .env("DEBIAN_FRONTEND", "noninteractive")
-                    .args(["install", "-y", "--no-install-recommends"])
-                    .args(&missing),
-            )
+            let mut cmd = Command::new("apt-get");
+            cmd.env("DEBIAN_FRONTEND", "noninteractive").args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+            ]);
+            if downgrade {
+                cmd.arg("--allow-downgrades");
+            }
+            run::status(cmd.args(&missing))
         }
         Family::Fedora => run::status(Command::new("dnf").args(["install", "-y"]).args(&missing)),
     }
+}
+
+/// Installs the Python oracles with pip when `python3` lacks them.
+fn python_modules() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PYTHON
+        .iter()
+        .filter(|(module, _)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!("xtask: run: python3 -m pip install {}", missing.join(" "));
+        bail!("python modules missing");
+    }
+    run::status(
+        Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--root-user-action=ignore",
+            ])
+            .args(&missing),
+    )
+}
+
+fn codename() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_default()
 }

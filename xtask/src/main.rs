@@ -39,13 +39,14 @@ enum Cmd {
     Fixtures,
     /// Install deps, build, and run the pipeline on the fixtures.
     Demo,
-    /// Run a benchmark: `summary`.
+    /// Run a benchmark: `summary` or `compose`.
     Bench {
         /// Which benchmark.
         name: bench::Name,
-        /// Timed runs per contender (the median is reported).
-        #[arg(long, default_value_t = 7)]
-        runs: usize,
+        /// Timed runs per contender (the median is reported) [default: 7
+        /// for summary, 3 for compose].
+        #[arg(long)]
+        runs: Option<usize>,
     },
     /// Regenerate the committed JSON Schema of the manifest.
     Schema,
@@ -82,7 +83,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The tools this workspace ships, in pipeline order.
-pub const TOOLS: &[&str] = &["repo-init", "rpm-compose", "summary-gen"];
+pub const TOOLS: &[&str] = &["repo-init", "rpm-compose", "summary-gen", "qcow2-build"];
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     deps::ensure()?;

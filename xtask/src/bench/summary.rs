@@ -1,35 +1,17 @@
-//! `cargo xtask bench NAME`: benchmarks against the tools we replace, run
-//! side by side in one run on the same input. Release builds; medians.
+//! `cargo xtask bench summary`: summary-gen against `ostree summary -u` on
+//! a repository with 10,000 refs.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use anyhow::{bail, Context};
-use clap::ValueEnum;
+use anyhow::Context;
 
-use crate::{deps, root, run};
-
-/// The benchmarks.
-#[derive(ValueEnum, Clone, Copy, Debug)]
-pub enum Name {
-    /// summary-gen against `ostree summary -u` on a repo with 10,000 refs.
-    Summary,
-}
-
-/// Runs benchmark `name` with `runs` timed runs per contender.
-pub fn run(name: Name, runs: usize) -> anyhow::Result<()> {
-    if runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    deps::ensure()?;
-    match name {
-        Name::Summary => summary(runs),
-    }
-}
+use super::{median, ms, time};
+use crate::{root, run};
 
 const SUMMARY_REFS: u64 = 10_000;
 
-fn summary(runs: usize) -> anyhow::Result<()> {
+/// summary-gen against `ostree summary -u`, alternated, `runs` times each.
+pub fn run(runs: usize) -> anyhow::Result<()> {
     let root = root();
     run::cargo(
         &root,
@@ -89,32 +71,4 @@ fn summary(runs: usize) -> anyhow::Result<()> {
         out.strip_prefix(&root).unwrap_or(&out).display()
     );
     Ok(())
-}
-
-fn time(cmd: &mut Command) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let st = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .with_context(|| format!("running {:?}", cmd.get_program()))?;
-    let took = start.elapsed();
-    if !st.success() {
-        bail!("{:?} failed: {st}", cmd.get_program());
-    }
-    Ok(took)
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    let n = samples.len();
-    if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
