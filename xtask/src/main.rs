@@ -39,7 +39,7 @@ enum Cmd {
     Fixtures,
     /// Install deps, build, and run the pipeline on the fixtures.
     Demo,
-    /// Run a benchmark: `summary` or `compose`.
+    /// Run a benchmark: `summary`, `compose` or `image`.
     Bench {
         /// Which benchmark.
         name: bench::Name,

@@ -11,7 +11,7 @@
 //! (its largest process) come from `/usr/bin/time`. CPU time shows what
 //! wall time hides on a machine that is busy with something else.
 
-mod corpus;
+pub(super) mod corpus;
 mod deb;
 mod report;
 mod rpmbuild;

@@ -2,6 +2,7 @@
 //! side by side in one run on the same input. Release builds; medians.
 
 mod compose;
+mod image;
 mod summary;
 
 use std::process::{Command, Stdio};
@@ -20,6 +21,9 @@ pub enum Name {
     /// rpm-compose (cold, warm, one package changed, no-op) against
     /// `dnf --installroot` + `ostree commit` on 163 Debian packages as RPMs.
     Compose,
+    /// qcow2-build against the same steps scripted by hand, on the compose
+    /// corpus plus the fixture kernel, a 6 GiB disk.
+    Image,
 }
 
 impl Name {
@@ -28,7 +32,7 @@ impl Name {
     pub fn default_runs(self) -> usize {
         match self {
             Name::Summary => 7,
-            Name::Compose => 3,
+            Name::Compose | Name::Image => 3,
         }
     }
 }
@@ -44,6 +48,7 @@ pub fn run(name: Name, runs: Option<usize>) -> anyhow::Result<()> {
     match name {
         Name::Summary => summary::run(runs),
         Name::Compose => compose::run(runs),
+        Name::Image => image::run(runs),
     }
 }
 
