@@ -142,6 +142,16 @@ fn report(manifest: &[u8], demo: &Path, root: &Path) -> anyhow::Result<()> {
         summary["deltas"].as_array().map_or(0, Vec::len),
         summary["duration_s"].as_f64().unwrap_or(0.0)
     );
+    for i in p["images"].as_array().into_iter().flatten() {
+        eprintln!(
+            "  image       {} ({} bytes, {} GiB virtual, commit {:.12}), took {:.1} s",
+            rel(i["path"].as_str().unwrap_or("?")),
+            i["size"],
+            i["virtual_size"].as_u64().unwrap_or(0) >> 30,
+            i["commit"].as_str().unwrap_or("?"),
+            i["duration_s"].as_f64().unwrap_or(0.0)
+        );
+    }
     eprintln!(
         "  manifest    {}",
         rel(demo.join("manifest.json").to_str().unwrap_or("?"))
