@@ -111,10 +111,10 @@ macro_rules! impl_tool {
 /// Parses the arguments, runs `run`, reports its error and returns the exit
 /// status. stdout is left to `run` (the manifest) and `--generate`.
 pub fn main<A: Tool>(run: impl FnOnce(A) -> anyhow::Result<()>) -> ExitCode {
-    let args = A::parse();
-    let common = args.common();
     let name = A::command().get_name().to_string();
-    if let Some(what) = common.generate {
+    // Answered before parsing: packaging runs `--generate man` without the
+    // arguments a real run requires (a treefile, a kickstart).
+    if let Some(what) = generate_request() {
         return match generate(A::command(), what, &mut io::stdout().lock()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -123,6 +123,8 @@ pub fn main<A: Tool>(run: impl FnOnce(A) -> anyhow::Result<()>) -> ExitCode {
             }
         };
     }
+    let args = A::parse();
+    let common = args.common();
     init_logging(&name, common.log_level());
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,6 +134,20 @@ pub fn main<A: Tool>(run: impl FnOnce(A) -> anyhow::Result<()>) -> ExitCode {
             ExitCode::from(exit_code(&err) as u8)
         }
     }
+}
+
+/// `--generate WHAT` (or `--generate=WHAT`) among the process arguments.
+fn generate_request() -> Option<Generate> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix("--generate") {
+            Some("") => args.get(i + 1).cloned(),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        })?;
+    Generate::from_str(&value, false).ok()
 }
 
 /// Writes a man page or completion script for `cmd` to `out`.

@@ -681,3 +681,19 @@ fn tree_is_exactly_what_ostree_commit_makes_of_its_checkout() {
 extern "C" {
     fn geteuid() -> u32;
 }
+
+#[test]
+fn man_page_and_completions_need_no_treefile() {
+    let man = tool("rpm-compose", &["--generate", "man"], None).ok();
+    let text = String::from_utf8(man.stdout).unwrap();
+    assert!(
+        text.contains(".TH rpm-compose") && text.contains("write\\-composejson\\-to"),
+        "{text}"
+    );
+    let fish = tool("rpm-compose", &["--generate=complete-fish"], None).ok();
+    assert!(String::from_utf8(fish.stdout)
+        .unwrap()
+        .contains("previous-inputhash"));
+    let help = String::from_utf8(tool("rpm-compose", &["--help"], None).ok().stdout).unwrap();
+    assert!(help.contains("Examples:"));
+}
