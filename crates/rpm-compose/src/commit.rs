@@ -188,11 +188,9 @@ fn scan(root: &Path) -> anyhow::Result<(Vec<Dir>, Vec<Leaf>)> {
     Ok((dirs, leaves))
 }
 
-/// The `security.capability` xattrs of the tree, by tree path.
-struct Xattrs {
-    by_path: HashMap<String, glib::Variant>,
-    none: glib::Variant,
-}
+/// The `security.capability` values of the tree, by tree path: plain
+/// bytes, so the writer threads can share them (GVariants are not Send).
+struct Xattrs(HashMap<String, Vec<u8>>);
 
 impl Xattrs {
     fn new(meta: &HashMap<String, Meta>) -> anyhow::Result<Xattrs> {
@@ -201,20 +199,19 @@ impl Xattrs {
             if let Some(text) = &m.caps {
                 let x = crate::caps::to_xattr(text)
                     .with_context(|| format!("{path}: file capabilities `{text}`"))?;
-                by_path.insert(
-                    path.clone(),
-                    vec![(b"security.capability\0".to_vec(), x)].to_variant(),
-                );
+                by_path.insert(path.clone(), x);
             }
         }
-        Ok(Xattrs {
-            by_path,
-            none: Vec::<(Vec<u8>, Vec<u8>)>::new().to_variant(),
-        })
+        Ok(Xattrs(by_path))
     }
 
-    fn get(&self, tree_path: &str) -> &glib::Variant {
-        self.by_path.get(tree_path).unwrap_or(&self.none)
+    /// The `a(ayay)` ostree records for `tree_path` (empty for most).
+    fn variant(&self, tree_path: &str) -> glib::Variant {
+        let list: Vec<(Vec<u8>, Vec<u8>)> = match self.0.get(tree_path) {
+            Some(x) => vec![(b"security.capability\0".to_vec(), x.clone())],
+            None => Vec::new(),
+        };
+        list.to_variant()
     }
 }
 
@@ -263,35 +260,20 @@ fn write_contents(
         .map(|n| n.get())
         .unwrap_or(2)
         .min(8);
-    // GVariants are not Send: each worker builds what it needs from the
-    // plain data, and shares the repository (libostree writes objects from
-    // several threads during a pull, too).
-    let caps: HashMap<String, Vec<u8>> = xattrs
-        .by_path
-        .iter()
-        .map(|(k, v)| (k.clone(), v.data().to_vec()))
-        .collect();
+    // The workers share the repository: libostree writes objects from
+    // several threads during a pull, too.
     std::thread::scope(|s| {
         for _ in 0..workers {
             let repo = repo.clone();
-            let (next, results, caps) = (&next, &results, &caps);
-            s.spawn(move || {
-                let none = Vec::<(Vec<u8>, Vec<u8>)>::new().to_variant();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(leaf) = leaves.get(i) else { break };
-                    let tree_path = format!("/{}", leaf.rel);
-                    let x = match caps.get(&tree_path) {
-                        Some(bytes) => glib::Variant::from_data_with_type(
-                            bytes,
-                            glib::VariantTy::new("a(ayay)").expect("valid type"),
-                        ),
-                        None => none.clone(),
-                    };
-                    let r = write_one(&repo, root, leaf, owner(meta, &tree_path), &x)
-                        .with_context(|| format!("writing {tree_path} into the repository"));
-                    results.lock().expect("no worker panics")[i] = Some(r);
-                }
+            let (next, results) = (&next, &results);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(leaf) = leaves.get(i) else { break };
+                let tree_path = format!("/{}", leaf.rel);
+                let x = xattrs.variant(&tree_path);
+                let r = write_one(&repo, root, leaf, owner(meta, &tree_path), &x)
+                    .with_context(|| format!("writing {tree_path} into the repository"));
+                results.lock().expect("no worker panics")[i] = Some(r);
             });
         }
     });
@@ -358,7 +340,7 @@ fn build_tree(
             format!("/{}", d.rel)
         };
         let info = file_info(d.mode, 0, owner(meta, &tree_path), None);
-        let dirmeta = ostree::create_directory_metadata(&info, Some(xattrs.get(&tree_path)));
+        let dirmeta = ostree::create_directory_metadata(&info, Some(&xattrs.variant(&tree_path)));
         let csum = repo
             .write_metadata(ostree::ObjectType::DirMeta, None, &dirmeta, cancel)?
             .to_hex();

@@ -513,7 +513,7 @@ fn treefile_edits_scripts_and_includes_shape_the_tree() {
             "packages": ["httpd-lite"],
             "documentation": false,
             "add-files": [["extra.conf", "/etc/extra.conf"]],
-            "remove-files": ["usr/share/doc/libfoo"],
+            "remove-files": ["etc/hosts"],
             "remove-from-packages": [["httpd-lite", "/usr/bin/httpd$"]],
             "postprocess-script": "post.sh",
             "postprocess": ["echo inline > /usr/share/inline-ran"],
@@ -548,7 +548,16 @@ fn treefile_edits_scripts_and_includes_shape_the_tree() {
         !listing.contains("/usr/bin/httpd\n"),
         "remove-from-packages"
     );
-    assert!(!listing.contains("/usr/share/doc/libfoo"), "remove-files");
+    assert!(!listing.contains("/usr/etc/hosts"), "remove-files");
+    assert!(
+        listing.contains("/usr/etc/passwd"),
+        "remove-files took only what it named"
+    );
+    // documentation: false leaves %doc files out (libfoo's README).
+    assert!(
+        !listing.contains("/usr/share/doc/libfoo/README"),
+        "documentation: false"
+    );
     assert!(
         listing.contains("/usr/lib64/libfoo.so.2"),
         "include's packages installed"

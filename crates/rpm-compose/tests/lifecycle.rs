@@ -409,11 +409,13 @@ fn sigkill_at_any_point_leaves_a_clean_repo_and_an_unmoved_ref() {
     require!("ostree");
     let w = Work::new();
     let first = entry(&w.compose(&[]).ok().json());
-    let first_commit = first["commit"].as_str().unwrap().to_string();
+    let mut before = first["commit"].as_str().unwrap().to_string();
+    let tmp = w.s("tmp");
+    let mut killed = 0;
     // Kill forced recomposes at spread-out moments of their run.
-    for delay_ms in [20u64, 80, 150, 250, 400, 600] {
+    for delay_ms in [20u64, 80, 150, 250, 400, 600, 900] {
         let mut child = w
-            .cmd("repo", &["--force-nocache", "-q"])
+            .cmd("repo", &["--force-nocache", "-q", "--tmpdir", &tmp])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -423,18 +425,26 @@ fn sigkill_at_any_point_leaves_a_clean_repo_and_an_unmoved_ref() {
         let status = child.wait().unwrap();
         ostree(&["fsck", "--repo", &w.s("repo")]);
         let now = w.rev("repo").unwrap();
-        if status.success() {
-            // It finished before the kill: the ref moved to a whole commit.
-            ostree(&["show", "--repo", &w.s("repo"), &now]);
-        } else {
-            assert!(
-                now == first_commit
-                    || ostree(&["show", "--repo", &w.s("repo"), &now]).contains("commit")
+        if !status.success() {
+            killed += 1;
+        }
+        if now != before {
+            // The ref may only have moved to a whole commit on top of the
+            // previous one (a kill after the transaction committed).
+            let parent = ostree(&["rev-parse", "--repo", &w.s("repo"), &format!("{now}^")]);
+            assert_eq!(
+                parent.trim(),
+                before,
+                "the ref moved to a commit not built on its previous one"
             );
+            before = now;
         }
     }
+    assert!(
+        killed >= 3,
+        "only {killed} runs were killed mid-way: the test proves nothing"
+    );
     // And the next run succeeds, cleaning what the killed ones left.
-    let tmp = w.s("tmp");
     let last = entry(
         &w.compose(&["--force-nocache", "--tmpdir", &tmp])
             .ok()

@@ -329,8 +329,8 @@ impl Pool {
         Ok(r.cmp(&0))
     }
 
-    /// True when the pool's arch policy would install solvable `name` of
-    /// the given repository (used by tests to show arch handling).
+    /// Names of the solvables the pool's arch policy would install (tests
+    /// use it to show what RPM mode changes).
     pub fn installable_names(&self) -> Vec<String> {
         let p = self.ptr.as_ptr();
         let n = unsafe { ffi::rs_pool_nsolvables(p) };
