@@ -19,10 +19,12 @@ pub mod cli;
 mod envelope;
 mod error;
 mod io;
+mod mirror_sections;
 pub mod schema;
 pub mod sections;
 
 pub use envelope::{Manifest, Section, FORMAT_VERSION, MANIFEST_TYPE};
 pub use error::{exit_code, BadInput};
 pub use io::{read_input, write_atomic, write_output, Input, Output};
+pub use mirror_sections::*;
 pub use sections::*;

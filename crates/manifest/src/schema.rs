@@ -11,6 +11,7 @@ use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value};
 
 use crate::envelope::MANIFEST_TYPE;
+use crate::mirror_sections::{MetalinkEntry, MirrorsSection, ScanSection};
 use crate::sections::{ComposeEntry, ImageEntry, RepoSection, SummarySection};
 
 /// The committed schema, as shipped.
@@ -50,8 +51,6 @@ impl JsonSchema for Header {
     }
 }
 
-// Sections whose tools have not landed yet are open objects for now; each
-// tool's issue replaces its entry with a typed section.
 #[allow(dead_code)]
 #[derive(JsonSchema)]
 #[schemars(description = "One section per pipeline step; unknown sections are allowed and kept.")]
@@ -65,11 +64,11 @@ struct Payload {
     #[schemars(description = "Appended to by qcow2-build, one entry per image.")]
     images: Option<Vec<ImageEntry>>,
     #[schemars(description = "Written by `mm-crawl scan`.")]
-    scan: Option<Map<String, Value>>,
+    scan: Option<ScanSection>,
     #[schemars(description = "Written by `mm-crawl mirrors`.")]
-    mirrors: Option<Map<String, Value>>,
+    mirrors: Option<MirrorsSection>,
     #[schemars(description = "Appended to by metalink-emit, one entry per file.")]
-    metalinks: Option<Vec<Map<String, Value>>>,
+    metalinks: Option<Vec<MetalinkEntry>>,
     /// Sections of other tools pass through untouched.
     #[serde(flatten)]
     other: Map<String, Value>,
