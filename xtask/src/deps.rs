@@ -41,10 +41,18 @@ pub const DEBIAN: &[&str] = &[
     "xz-utils",
     "ovmf",
     "qemu-system-x86",
+    // scripts/: JSON between steps, publishing, and the lint the tests run.
+    "jq",
+    "rsync",
+    "shellcheck",
 ];
 
 /// Python modules the tests use as oracles (installed with pip).
-pub const PYTHON: &[(&str, &str)] = &[("pykickstart", "pykickstart")];
+pub const PYTHON: &[(&str, &str)] = &[
+    ("pykickstart", "pykickstart"),
+    // run-pungi's composeinfo.json and images.json are checked with it.
+    ("productmd", "productmd"),
+];
 
 /// Fedora packages, same roles.
 pub const FEDORA: &[&str] = &[
@@ -70,6 +78,9 @@ pub const FEDORA: &[&str] = &[
     "xz",
     "edk2-ovmf",
     "qemu-system-x86-core",
+    "jq",
+    "rsync",
+    "ShellCheck",
 ];
 
 enum Family {

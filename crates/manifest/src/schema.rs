@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::envelope::MANIFEST_TYPE;
 use crate::mirror_sections::{MetalinkEntry, MirrorsSection, ScanSection};
-use crate::sections::{ComposeEntry, ImageEntry, RepoSection, SummarySection};
+use crate::sections::{ComposeEntry, ImageEntry, RepoSection, StepEntry, SummarySection};
 
 /// The committed schema, as shipped.
 pub const COMMITTED: &str = include_str!("../releng-manifest.schema.json");
@@ -69,6 +69,8 @@ struct Payload {
     mirrors: Option<MirrorsSection>,
     #[schemars(description = "Appended to by metalink-emit, one entry per file.")]
     metalinks: Option<Vec<MetalinkEntry>>,
+    #[schemars(description = "Appended to by the releng scripts, one entry per step.")]
+    steps: Option<Vec<StepEntry>>,
     /// Sections of other tools pass through untouched.
     #[serde(flatten)]
     other: Map<String, Value>,

@@ -296,3 +296,20 @@ pub struct ImageEntry {
     /// Wall-clock seconds the build took.
     pub duration_s: f64,
 }
+
+/// One entry of `payload.steps`, appended by the releng scripts
+/// (`scripts/buildrawhide`…) per step, so a report can show where the time
+/// went, tools and plain shell steps (rsync, CHECKSUM) alike.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepEntry {
+    /// Step name, e.g. `rpm-compose`, `publish-atomic`.
+    pub name: String,
+    /// `complete` or `skipped`.
+    pub status: String,
+    /// When it started, seconds since the epoch.
+    pub started_at: i64,
+    /// Wall-clock seconds it took.
+    pub duration_s: f64,
+    /// Its log file, absolute.
+    pub log: String,
+}

@@ -54,6 +54,12 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
+    /// URL of the remote written into the image, replacing `ostreesetup
+    /// --url` (the nightly repo, as build-cloud-images rewrote it). The
+    /// tree still comes from `--repo` when there is one.
+    #[arg(long, value_name = "URL")]
+    pub ostree_url: Option<String>,
+
     /// Output formats (repeatable).
     #[arg(long = "format", value_name = "FORMAT", default_values_t = vec!["qcow2".to_string()], value_parser = ["qcow2", "raw", "raw.xz"])]
     pub formats: Vec<String>,
@@ -96,6 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|| last.as_ref().map(|c| c.ref_.clone()))
     {
         setup.ref_ = r;
+    }
+    if let Some(url) = &args.ostree_url {
+        setup.url = remote_url(url)?;
     }
     let source = match args
         .repo
@@ -209,4 +218,38 @@ pub struct Built {
     pub raw: PathBuf,
     /// The partitions.
     pub partitions: Vec<ImagePartition>,
+}
+
+/// Checks a remote URL given on the command line: ostree takes http, https
+/// and file, and a space or control character would corrupt the repo config.
+fn remote_url(url: &str) -> anyhow::Result<String> {
+    let scheme_ok = ["http://", "https://", "file:///"]
+        .iter()
+        .any(|s| url.starts_with(s) && url.len() > s.len());
+    if !scheme_ok || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(BadInput::err(format!(
+            "--ostree-url {url:?}: want an http://, https:// or file:/// URL without spaces"
+        )));
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remote_url;
+
+    #[test]
+    fn remote_urls_are_checked() {
+        assert!(remote_url("https://dl.example.org/atomic/rawhide/").is_ok());
+        assert!(remote_url("file:///srv/atomic").is_ok());
+        for bad in [
+            "ftp://x/",
+            "http://",
+            "http://a b/",
+            "http://a\nb/",
+            "atomic/",
+        ] {
+            assert!(remote_url(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -5,12 +5,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::{assert_valid_manifest, ostree, require, tempdir, tool};
+use testkit::{assert_valid_manifest, ostree, qemu, require, tempdir, tool};
 
 const REF: &str = "fedora-atomic/rawhide/x86_64/docker-host";
 
@@ -293,107 +293,26 @@ fn boot_entry_and_deployment_are_in_the_image() {
     assert!(String::from_utf8_lossy(&listing.stdout).contains("BOOTX64"));
 }
 
-fn ovmf() -> Option<(PathBuf, PathBuf)> {
-    for (code, vars) in [
-        ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"),
-        ("OVMF_CODE.fd", "OVMF_VARS.fd"),
-    ] {
-        let d = Path::new("/usr/share/OVMF");
-        if d.join(code).exists() && d.join(vars).exists() {
-            return Some((d.join(code), d.join(vars)));
-        }
-    }
-    None
-}
-
-/// Runs qemu (TCG: KVM guests hang on these machines) until it exits or
-/// `limit` passes; returns the serial console.
-fn qemu(args: &[String], limit: Duration) -> String {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-machine",
-            "q35,accel=tcg",
-            "-m",
-            "1024",
-            "-nographic",
-            "-no-reboot",
-            "-monitor",
-            "none",
-        ])
-        .arg("-serial")
-        .arg(format!("file:{}", log.path().display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if fs::read(log.path())
-            .map(|b| String::from_utf8_lossy(&b).contains("RELENG-BOOT-"))
-            .unwrap_or(false)
-        {
-            std::thread::sleep(Duration::from_millis(500));
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    String::from_utf8_lossy(&fs::read(log.path()).unwrap()).into_owned()
-}
-
 #[test]
 fn image_boots_through_its_own_grub_with_ovmf() {
     require!("qemu-system-x86_64");
     require_root!();
-    let Some((code, vars)) = ovmf() else {
-        eprintln!("SKIPPED: OVMF firmware is not installed (package ovmf)");
-        return;
-    };
     let img = shared_image();
-    let vars_copy = img.dir.path().join("vars.fd");
-    fs::copy(vars, &vars_copy).unwrap();
-    let serial = qemu(
-        &[
-            "-drive".into(),
-            format!("if=pflash,format=raw,readonly=on,file={}", code.display()),
-            "-drive".into(),
-            format!("if=pflash,format=raw,file={}", vars_copy.display()),
-            "-drive".into(),
-            format!(
-                "file={},if=virtio,format=qcow2,snapshot=on",
-                img.path().display()
-            ),
-        ],
-        Duration::from_secs(120),
-    );
+    let serial = match qemu::boot_uefi(&img.path(), img.dir.path(), Duration::from_secs(120)) {
+        Ok(serial) => serial,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
     let want = format!("commit={}", compose().commit);
-    let marker = serial
-        .lines()
-        .find(|l| l.contains("RELENG-BOOT-"))
-        .unwrap_or("");
+    let marker = qemu::marker_line(&serial).unwrap_or("");
     assert!(
         marker.contains("RELENG-BOOT-OK") && marker.contains(&want),
         "no boot marker naming the commit; serial tail:\n{}",
-        tail(&serial)
+        qemu::tail(&serial)
     );
     assert!(serial.contains("GRUB"), "booted without GRUB?");
-}
-
-fn tail(s: &str) -> String {
-    s.chars()
-        .rev()
-        .take(3000)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect()
 }
 
 #[test]
@@ -414,7 +333,7 @@ fn kernel_and_initrd_of_the_boot_entry_boot_directly() {
     let initramfs = img.dir.path().join("initramfs");
     debugfs(&boot, &format!("dump {linux} {}", kernel.display()));
     debugfs(&boot, &format!("dump {initrd} {}", initramfs.display()));
-    let serial = qemu(
+    let serial = qemu::run(
         &[
             "-kernel".into(),
             kernel.display().to_string(),
@@ -434,7 +353,7 @@ fn kernel_and_initrd_of_the_boot_entry_boot_directly() {
     assert!(
         serial.contains(want) && serial.contains(&format!("commit={}", compose().commit)),
         "serial tail:\n{}",
-        tail(&serial)
+        qemu::tail(&serial)
     );
 }
 

@@ -11,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod qemu;
+
 /// Returns from the calling test with a printed reason when `prog` is not
 /// on PATH.
 #[macro_export]
