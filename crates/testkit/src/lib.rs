@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+pub mod http;
 pub mod qemu;
 
 /// Returns from the calling test with a printed reason when `prog` is not
