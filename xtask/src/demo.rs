@@ -1,18 +1,27 @@
-//! `cargo xtask demo`: the pipeline on the fixtures, end to end.
+//! `cargo xtask demo`: the whole job end to end on the fixtures.
 //!
-//! For now: repo-init, rpm-compose of the fixture treefile (RPMs built by
-//! `cargo xtask fixtures`), summary-gen, qcow2-build of the fixture
-//! kickstart. The manifest goes to stdout and `target/demo/manifest.json`;
-//! a short human summary goes to stderr.
+//! `scripts/buildrawhide` under a private RELENG_ROOT in `target/demo/`
+//! (compose, summary, publication, cloud image, CHECKSUM, mirror scan and
+//! crawl, metalinks), then the published tree is checked the way users
+//! meet it: `metalink-emit serve` and a static HTTP server on 127.0.0.1,
+//! `ostree pull` through the served metalink, and the image booted under
+//! qemu when qemu is there. The manifest goes to stdout; a short human
+//! summary to stderr.
 
+use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::Value;
+use testkit::http::{free_port, static_server, Server};
 
 use crate::{deps, root, run};
+
+const DATE: &str = "20261127";
+const REF: &str = "fedora-atomic/rawhide/x86_64/docker-host";
 
 pub fn run() -> anyhow::Result<()> {
     deps::ensure()?;
@@ -21,83 +30,151 @@ pub fn run() -> anyhow::Result<()> {
     run::cargo(&root, &["build", "--workspace", "--bins"])?;
     let demo = root.join("target/demo");
     if demo.exists() {
-        std::fs::remove_dir_all(&demo).context("removing the previous demo")?;
+        // ostree marks deployments immutable; qcow2-build cleans up its
+        // own, so a plain removal is enough here.
+        fs::remove_dir_all(&demo).context("removing the previous demo")?;
     }
-    std::fs::create_dir_all(&demo)?;
-    let repo = demo.join("repo");
-    let repo_s = repo.to_str().context("path is not UTF-8")?;
-    let bin = |name: &str| run::debug_bin(&root, name);
+    let relroot = demo.join("root");
+    let pubdir = relroot.join("pub/fedora/linux");
+    fs::create_dir_all(&pubdir)?;
 
-    // The pipeline of buildrawhide's Atomic step, as a shell would run it:
-    // repo-init | rpm-compose | summary-gen.
-    let treefile = root.join("fixtures/treefiles/fedora-atomic-docker-host.json");
-    let cache = demo.join("cache");
-    let manifest = pipe(
-        Command::new(bin("repo-init")).args(["--repo", repo_s, "--mode", "archive"]),
-        None,
+    // What mash would have left: the fixture RPM repository as rawhide.
+    let os = relroot.join(format!("mnt/koji/mash/rawhide-{DATE}/rawhide/x86_64/os"));
+    fs::create_dir_all(&os)?;
+    run::status(
+        Command::new("cp")
+            .arg("-a")
+            .arg(root.join("target/fixtures/repo/."))
+            .arg(&os),
     )?;
-    let manifest = pipe(
-        Command::new(bin("rpm-compose"))
-            .arg("--treefile")
-            .arg(&treefile)
-            .arg("--cachedir")
-            .arg(&cache),
-        Some(&manifest),
+
+    // The published tree on HTTP, and a mirrors file naming it.
+    let http = static_server(&pubdir);
+    let mirrors = demo.join("mirrors.toml");
+    fs::write(
+        &mirrors,
+        format!(
+            "# The demo's one mirror: the published tree itself.\n\
+             [[host]]\nname = \"mirror.demo.test\"\ncountry = \"DE\"\ncontinent = \"EU\"\n\
+             urls = [\"{}/\"]\n",
+            http.url()
+        ),
     )?;
-    let manifest = pipe(
-        Command::new(bin("summary-gen")).args(["--static-deltas", "-m", "xa.title='Releng demo'"]),
-        Some(&manifest),
-    )?;
-    let manifest = pipe(
-        Command::new(bin("qcow2-build"))
-            .arg("--kickstart")
-            .arg(root.join("fixtures/kickstarts/fedora-cloud-atomic.ks"))
-            .arg("--output-dir")
-            .arg(demo.join("images")),
-        Some(&manifest),
-    )?;
-    std::fs::write(demo.join("manifest.json"), &manifest)?;
-    report(&manifest, &demo, &root)?;
+    let is_root = unsafe_geteuid() == 0;
+    let bin_dir = run::debug_bin(&root, "repo-init")
+        .parent()
+        .context("binary directory")?
+        .to_path_buf();
+    eprintln!("+ scripts/buildrawhide {DATE}");
+    let mut cmd = Command::new(root.join("scripts/buildrawhide"));
+    cmd.arg(DATE)
+        .env("RELENG_ROOT", &relroot)
+        .env("RELENG_BIN", &bin_dir)
+        .env(
+            "TREEFILE",
+            root.join("fixtures/treefiles/fedora-atomic-docker-host.json"),
+        )
+        .env(
+            "KICKSTART",
+            root.join("fixtures/kickstarts/fedora-cloud-atomic.ks"),
+        )
+        .env("MIRRORS", &mirrors)
+        .env("ATOMICURL", format!("{}/atomic/rawhide/", http.url()));
+    if !is_root {
+        eprintln!("xtask: not root: the cloud image is skipped (qcow2-build needs root)");
+        cmd.env("IMAGES", "0");
+    }
+    run::status(&mut cmd).context("scripts/buildrawhide failed")?;
+    let logdir = relroot.join(format!("mnt/koji/mash/rawhide-{DATE}/logs"));
+    let manifest = fs::read(logdir.join("manifest.json"))?;
+    let doc: Value = serde_json::from_slice(&manifest)?;
+
+    // A client: ostree pull through the metalink `serve` hands out.
+    let port = free_port();
+    let mut serve_cmd = Command::new(run::debug_bin(&root, "metalink-emit"));
+    serve_cmd
+        .args(["serve", "-q", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--manifest")
+        .arg(relroot.join("srv/mirrorlist/manifest.json"));
+    let serve = Server::start(serve_cmd, port);
+    let pulled = pull(&serve, &doc, &demo)?;
+    let boot = boot(&doc, &demo, is_root);
+    drop(serve);
+    drop(http);
+
+    report(&doc, &demo, &root, &pulled, &boot)?;
     std::io::stdout().write_all(&manifest)?;
     Ok(())
 }
 
-/// Runs one pipeline step with `input` on stdin; returns its stdout.
-fn pipe(cmd: &mut Command, input: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
-    let name = Path::new(cmd.get_program())
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    eprintln!(
-        "+ {name} {}",
-        cmd.get_args()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {name}"))?;
-    if let Some(bytes) = input {
-        child.stdin.take().expect("piped").write_all(bytes)?;
+fn unsafe_geteuid() -> u32 {
+    extern "C" {
+        fn geteuid() -> u32;
     }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("{name} failed: {}", out.status);
-    }
-    Ok(out.stdout)
+    // SAFETY: geteuid cannot fail.
+    unsafe { geteuid() }
 }
 
-fn report(manifest: &[u8], demo: &Path, root: &Path) -> anyhow::Result<()> {
-    let doc: Value = serde_json::from_slice(manifest)?;
+/// `ostree pull` of the ref through the served metalink into a fresh
+/// client repo; returns the commit pulled.
+fn pull(serve: &Server, doc: &Value, demo: &Path) -> anyhow::Result<String> {
+    let repo = doc["payload"]["scan"]["repos"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["kind"] == "ostree"))
+        .context("the scan found no ostree repository")?;
+    let client = demo.join("client");
+    let c = format!("--repo={}", client.display());
+    let url = format!(
+        "metalink={}/metalink?repo={}&arch={}",
+        serve.url(),
+        repo["prefix"].as_str().unwrap_or_default(),
+        repo["arch"].as_str().unwrap_or_default()
+    );
+    eprintln!("+ ostree pull through {}", &url["metalink=".len()..]);
+    run::status(Command::new("ostree").args(["init", &c, "--mode=archive"]))?;
+    run::status(Command::new("ostree").args([
+        "remote",
+        "add",
+        &c,
+        "--no-gpg-verify",
+        "demo",
+        &url,
+    ]))?;
+    run::status(Command::new("ostree").args(["pull", &c, "demo", REF]))?;
+    let out = run::output(Command::new("ostree").args(["rev-parse", &c, &format!("demo:{REF}")]))?;
+    let commit = String::from_utf8_lossy(&out).trim().to_string();
+    let want = doc["payload"]["composes"][0]["commit"]
+        .as_str()
+        .unwrap_or_default();
+    if commit != want {
+        bail!("pulled {commit} through the metalink, composed {want}");
+    }
+    Ok(commit)
+}
+
+/// Boots the image under qemu; a line for the report.
+fn boot(doc: &Value, demo: &Path, is_root: bool) -> String {
+    let Some(image) = doc["payload"]["images"][0]["path"].as_str() else {
+        return if is_root {
+            "no image in the manifest".into()
+        } else {
+            "skipped: no image (not root)".into()
+        };
+    };
+    if !testkit::have("qemu-system-x86_64") {
+        return "skipped: qemu-system-x86_64 is not installed".into();
+    }
+    eprintln!("+ qemu boot of {image} (OVMF, TCG)");
+    match testkit::qemu::boot_uefi(Path::new(image), demo, Duration::from_secs(180)) {
+        Ok(serial) => match testkit::qemu::marker_line(&serial) {
+            Some(line) => line.trim().to_string(),
+            None => "FAILED: no boot marker on the serial console".into(),
+        },
+        Err(why) => format!("skipped: {why}"),
+    }
+}
+
+fn report(doc: &Value, demo: &Path, root: &Path, pulled: &str, boot: &str) -> anyhow::Result<()> {
     let p = &doc["payload"];
     let rel = |s: &str| {
         Path::new(s)
@@ -105,56 +182,76 @@ fn report(manifest: &[u8], demo: &Path, root: &Path) -> anyhow::Result<()> {
             .map(|r| r.display().to_string())
             .unwrap_or_else(|_| s.to_string())
     };
-    let repo = &p["repo"];
-    let summary = &p["summary"];
     eprintln!();
-    eprintln!("Releng demo done:");
-    eprintln!(
-        "  repository  {} ({}, {})",
-        rel(repo["path"].as_str().unwrap_or("?")),
-        repo["mode"].as_str().unwrap_or("?"),
-        if repo["created"] == true {
-            "created"
-        } else {
-            "existing"
-        }
-    );
+    eprintln!("Releng demo: scripts/buildrawhide {DATE} under target/demo/root");
+    eprintln!("  steps:");
+    for s in p["steps"].as_array().into_iter().flatten() {
+        eprintln!(
+            "    {:<18} {:>7.2} s  {}",
+            s["name"].as_str().unwrap_or("?"),
+            s["duration_s"].as_f64().unwrap_or(0.0),
+            if s["status"] == "skipped" {
+                "(skipped)"
+            } else {
+                ""
+            }
+        );
+    }
     for c in p["composes"].as_array().into_iter().flatten() {
         eprintln!(
-            "  compose     {} packages, {} bytes of new content, took {:.2} s",
+            "  compose      {} = {:.12}, {} packages, {} bytes of new content",
+            c["ref"].as_str().unwrap_or("?"),
+            c["commit"].as_str().unwrap_or("?"),
             c["packages"].as_array().map_or(0, Vec::len),
             c["stats"]["content_bytes_written"],
-            c["duration_s"].as_f64().unwrap_or(0.0)
-        );
-    }
-    for r in summary["refs"].as_array().into_iter().flatten() {
-        eprintln!(
-            "  ref         {} = {:.12} (version {})",
-            r["name"].as_str().unwrap_or("?"),
-            r["commit"].as_str().unwrap_or("?"),
-            r["version"].as_str().unwrap_or("none")
         );
     }
     eprintln!(
-        "  summary     {} bytes, sha256 {:.16}…, {} static delta(s), took {:.3} s",
-        summary["size"],
-        summary["sha256"].as_str().unwrap_or("?"),
-        summary["deltas"].as_array().map_or(0, Vec::len),
-        summary["duration_s"].as_f64().unwrap_or(0.0)
+        "  summary      {} bytes, sha256 {:.16}…",
+        p["summary"]["size"],
+        p["summary"]["sha256"].as_str().unwrap_or("?"),
     );
     for i in p["images"].as_array().into_iter().flatten() {
         eprintln!(
-            "  image       {} ({} bytes, {} GiB virtual, commit {:.12}), took {:.1} s",
+            "  image        {} ({} MB, {} GiB disk)",
             rel(i["path"].as_str().unwrap_or("?")),
-            i["size"],
+            i["size"].as_u64().unwrap_or(0) / 1_000_000,
             i["virtual_size"].as_u64().unwrap_or(0) >> 30,
-            i["commit"].as_str().unwrap_or("?"),
-            i["duration_s"].as_f64().unwrap_or(0.0)
         );
     }
+    for r in p["scan"]["repos"].as_array().into_iter().flatten() {
+        eprintln!(
+            "  scanned      {} repo {} (repo={} arch={})",
+            r["kind"].as_str().unwrap_or("?"),
+            r["path"].as_str().unwrap_or("?"),
+            r["prefix"].as_str().unwrap_or("?"),
+            r["arch"].as_str().unwrap_or("?"),
+        );
+    }
+    for m in p["metalinks"].as_array().into_iter().flatten() {
+        eprintln!(
+            "  metalink     {} ({} URLs)",
+            rel(m["path"].as_str().unwrap_or("?")),
+            m["urls"]
+        );
+    }
+    eprintln!("  ostree pull  through the served metalink: {pulled:.12} ✓");
+    eprintln!("  boot         {boot}");
     eprintln!(
-        "  manifest    {}",
-        rel(demo.join("manifest.json").to_str().unwrap_or("?"))
+        "  published    {}",
+        rel(demo.join("root/pub/fedora/linux").to_str().unwrap_or("?"))
     );
+    eprintln!(
+        "  manifest     {}",
+        rel(demo
+            .join(format!(
+                "root/mnt/koji/mash/rawhide-{DATE}/logs/manifest.json"
+            ))
+            .to_str()
+            .unwrap_or("?"))
+    );
+    if boot.starts_with("FAILED") {
+        bail!("the image did not boot");
+    }
     Ok(())
 }

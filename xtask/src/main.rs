@@ -83,7 +83,14 @@ pub fn root() -> PathBuf {
 }
 
 /// The tools this workspace ships, in pipeline order.
-pub const TOOLS: &[&str] = &["repo-init", "rpm-compose", "summary-gen", "qcow2-build"];
+pub const TOOLS: &[&str] = &[
+    "repo-init",
+    "rpm-compose",
+    "summary-gen",
+    "qcow2-build",
+    "mm-crawl",
+    "metalink-emit",
+];
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     deps::ensure()?;
