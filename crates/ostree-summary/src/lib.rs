@@ -115,6 +115,19 @@ impl<'a> Summary<'a> {
     pub fn last_modified(&self) -> Option<u64> {
         self.metadata("ostree.summary.last-modified")?.as_u64()
     }
+
+    /// The refs as the manifest records them (a missing timestamp is 0).
+    pub fn manifest_refs(&self) -> Vec<releng_manifest::SummaryRef> {
+        self.refs
+            .iter()
+            .map(|r| releng_manifest::SummaryRef {
+                name: r.name.clone(),
+                commit: r.commit.clone(),
+                timestamp: r.timestamp.unwrap_or(0),
+                version: r.version.clone(),
+            })
+            .collect()
+    }
 }
 
 /// `(s(taya{sv}))`: name, then (commit size, checksum, commit metadata).

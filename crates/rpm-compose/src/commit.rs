@@ -12,13 +12,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, Context};
 use gio::prelude::*;
 use releng_manifest::ComposeStats;
 
+use crate::archive;
 use crate::unpack::Meta;
 
 /// What a commit produced.
@@ -76,7 +77,8 @@ pub fn commit(
     repo.prepare_transaction(cancel)
         .context("starting an ostree transaction")?;
     let result = (|| -> anyhow::Result<Committed> {
-        let sums = write_contents(repo, root, &leaves, meta, &xattrs)?;
+        let counts = DirectCounts::default();
+        let sums = write_contents(repo, root, &leaves, meta, &xattrs, &counts)?;
         log::debug!("content objects checked and written");
         let mtree = build_tree(repo, &dirs, &leaves, &sums, meta, &xattrs)?;
         let root_file = repo
@@ -111,9 +113,12 @@ pub fn commit(
             stats: ComposeStats {
                 metadata_objects_total: stats.get_metadata_objects_total() as u64,
                 metadata_objects_written: stats.get_metadata_objects_written() as u64,
-                content_objects_total: stats.get_content_objects_total() as u64,
-                content_objects_written: stats.get_content_objects_written() as u64,
-                content_bytes_written: stats.get_content_bytes_written(),
+                content_objects_total: stats.get_content_objects_total() as u64
+                    + counts.objects.load(Ordering::Relaxed),
+                content_objects_written: stats.get_content_objects_written() as u64
+                    + counts.objects.load(Ordering::Relaxed),
+                content_bytes_written: stats.get_content_bytes_written()
+                    + counts.bytes.load(Ordering::Relaxed),
                 packages_downloaded: 0,
                 packages_cached: 0,
             },
@@ -190,7 +195,7 @@ fn scan(root: &Path) -> anyhow::Result<(Vec<Dir>, Vec<Leaf>)> {
 
 /// The `security.capability` values of the tree, by tree path: plain
 /// bytes, so the writer threads can share them (GVariants are not Send).
-struct Xattrs(HashMap<String, Vec<u8>>);
+struct Xattrs(HashMap<String, archive::XattrPairs>);
 
 impl Xattrs {
     fn new(meta: &HashMap<String, Meta>) -> anyhow::Result<Xattrs> {
@@ -199,7 +204,7 @@ impl Xattrs {
             if let Some(text) = &m.caps {
                 let x = crate::caps::to_xattr(text)
                     .with_context(|| format!("{path}: file capabilities `{text}`"))?;
-                by_path.insert(path.clone(), x);
+                by_path.insert(path.clone(), vec![(b"security.capability\0".to_vec(), x)]);
             }
         }
         Ok(Xattrs(by_path))
@@ -207,11 +212,12 @@ impl Xattrs {
 
     /// The `a(ayay)` ostree records for `tree_path` (empty for most).
     fn variant(&self, tree_path: &str) -> glib::Variant {
-        let list: Vec<(Vec<u8>, Vec<u8>)> = match self.0.get(tree_path) {
-            Some(x) => vec![(b"security.capability\0".to_vec(), x.clone())],
-            None => Vec::new(),
-        };
-        list.to_variant()
+        self.pairs(tree_path).to_vec().to_variant()
+    }
+
+    /// The same as `(name, value)` pairs.
+    fn pairs(&self, tree_path: &str) -> &[(Vec<u8>, Vec<u8>)] {
+        self.0.get(tree_path).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -252,7 +258,9 @@ fn write_contents(
     leaves: &[Leaf],
     meta: &HashMap<String, Meta>,
     xattrs: &Xattrs,
+    counts: &DirectCounts,
 ) -> anyhow::Result<Vec<String>> {
+    let direct = archive::ArchiveWriter::for_repo(repo);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<anyhow::Result<String>>>> =
         Mutex::new((0..leaves.len()).map(|_| None).collect());
@@ -265,14 +273,25 @@ fn write_contents(
     std::thread::scope(|s| {
         for _ in 0..workers {
             let repo = repo.clone();
-            let (next, results) = (&next, &results);
+            let (next, results, direct, counts) = (&next, &results, &direct, &counts);
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(leaf) = leaves.get(i) else { break };
                 let tree_path = format!("/{}", leaf.rel);
-                let x = xattrs.variant(&tree_path);
-                let r = write_one(&repo, root, leaf, owner(meta, &tree_path), &x)
-                    .with_context(|| format!("writing {tree_path} into the repository"));
+                let owner = owner(meta, &tree_path);
+                let r = match direct {
+                    Some(w) if leaf.size <= archive::MAX_DIRECT => write_direct(
+                        &repo,
+                        w,
+                        root,
+                        leaf,
+                        owner,
+                        xattrs.pairs(&tree_path),
+                        counts,
+                    ),
+                    _ => write_one(&repo, root, leaf, owner, &xattrs.variant(&tree_path)),
+                }
+                .with_context(|| format!("writing {tree_path} into the repository"));
                 results.lock().expect("no worker panics")[i] = Some(r);
             });
         }
@@ -283,6 +302,45 @@ fn write_contents(
         .into_iter()
         .map(|r| r.expect("every leaf was tried"))
         .collect()
+}
+
+/// Objects and bytes the direct archive writer wrote, which libostree's
+/// transaction statistics do not see.
+#[derive(Default)]
+pub(crate) struct DirectCounts {
+    objects: AtomicU64,
+    bytes: AtomicU64,
+}
+
+fn write_direct(
+    repo: &ostree::Repo,
+    w: &archive::ArchiveWriter,
+    root: &Path,
+    leaf: &Leaf,
+    owner: (u32, u32),
+    xattrs: &[(Vec<u8>, Vec<u8>)],
+    counts: &DirectCounts,
+) -> anyhow::Result<String> {
+    let data = match &leaf.symlink {
+        Some(_) => Vec::new(),
+        None => archive::read_file(&root.join(&leaf.rel))?,
+    };
+    let obj = archive::Object {
+        uid: owner.0,
+        gid: owner.1,
+        mode: leaf.mode,
+        symlink: leaf.symlink.as_deref(),
+        xattrs,
+        data: &data,
+    };
+    let written = w.write(&obj, |sum| {
+        Ok(repo.has_object(ostree::ObjectType::File, sum, gio::Cancellable::NONE)?)
+    })?;
+    if written.new {
+        counts.objects.fetch_add(1, Ordering::Relaxed);
+        counts.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
+    Ok(written.checksum)
 }
 
 fn write_one(

@@ -8,6 +8,7 @@
 //! them into a fresh root, [`postprocess`] turns it into an ostree tree and
 //! [`commit`] writes it.
 
+mod archive;
 mod caps;
 mod changes;
 mod commit;

@@ -52,16 +52,7 @@ type Parsed = (Option<u64>, Vec<SummaryRef>, BTreeMap<String, String>);
 
 fn parse(data: &[u8]) -> anyhow::Result<Parsed> {
     let summary = Summary::parse(data)?;
-    let refs = summary
-        .refs
-        .iter()
-        .map(|r| SummaryRef {
-            name: r.name.clone(),
-            commit: r.commit.clone(),
-            timestamp: r.timestamp.unwrap_or(0),
-            version: r.version.clone(),
-        })
-        .collect();
+    let refs = summary.manifest_refs();
     let mut metadata = BTreeMap::new();
     for m in &summary.metadata {
         // Timestamps ostree stores big-endian are shown as their value;
