@@ -2,6 +2,7 @@
 //! side by side in one run on the same input. Release builds; medians.
 
 mod compose;
+mod crawl;
 mod image;
 mod summary;
 
@@ -24,6 +25,9 @@ pub enum Name {
     /// qcow2-build against the same steps scripted by hand, on the compose
     /// corpus plus the fixture kernel, a 6 GiB disk.
     Image,
+    /// mm-crawl scan against `find -type f | wc -l` on 400,000 files, and
+    /// mm-crawl mirrors against 300 simulated hosts on 127.0.0.1.
+    Crawl,
 }
 
 impl Name {
@@ -32,6 +36,7 @@ impl Name {
     pub fn default_runs(self) -> usize {
         match self {
             Name::Summary => 7,
+            Name::Crawl => 5,
             Name::Compose | Name::Image => 3,
         }
     }
@@ -49,6 +54,7 @@ pub fn run(name: Name, runs: Option<usize>) -> anyhow::Result<()> {
         Name::Summary => summary::run(runs),
         Name::Compose => compose::run(runs),
         Name::Image => image::run(runs),
+        Name::Crawl => crawl::run(runs),
     }
 }
 
