@@ -45,6 +45,11 @@ pub const DEBIAN: &[&str] = &[
     "jq",
     "rsync",
     "shellcheck",
+    // metalink-emit: librepo (dnf's downloader) as the yum metalink client,
+    // wrk for the load tests and `bench serve`, nginx as its static ceiling.
+    "python3-librepo",
+    "wrk",
+    "nginx",
 ];
 
 /// Python modules the tests use as oracles (installed with pip).
@@ -81,6 +86,9 @@ pub const FEDORA: &[&str] = &[
     "jq",
     "rsync",
     "ShellCheck",
+    "python3-librepo",
+    "wrk",
+    "nginx",
 ];
 
 enum Family {

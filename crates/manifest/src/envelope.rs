@@ -193,6 +193,31 @@ impl Manifest {
         Ok(())
     }
 
+    /// Keeps only the entries of list section `name` for which `keep` is
+    /// true, e.g. to replace an entry a re-run writes again. A missing
+    /// section is left missing.
+    pub fn retain(
+        &mut self,
+        name: &str,
+        mut keep: impl FnMut(&Value) -> bool,
+    ) -> anyhow::Result<()> {
+        let Some(slot) = self.payload.get_mut(name) else {
+            return Ok(());
+        };
+        if let Slot::Rendered(_) = slot {
+            *slot = Slot::Json(slot.to_value());
+        }
+        match slot {
+            Slot::Json(Value::Array(list)) => list.retain(|v| keep(v)),
+            _ => {
+                return Err(BadInput::err(format!(
+                    "manifest section `{name}` must be a list"
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// The JSON of section `name`.
     pub fn raw(&self, name: &str) -> Option<Value> {
         self.payload.get(name).map(Slot::to_value)

@@ -4,6 +4,7 @@
 mod compose;
 mod crawl;
 mod image;
+mod serve;
 mod summary;
 
 use std::process::{Command, Stdio};
@@ -28,6 +29,9 @@ pub enum Name {
     /// mm-crawl scan against `find -type f | wc -l` on 400,000 files, and
     /// mm-crawl mirrors against 300 simulated hosts on 127.0.0.1.
     Crawl,
+    /// metalink-emit serve against nginx serving the same metalinks as
+    /// static files, with wrk, on 300 mirror hosts × 200 repos.
+    Serve,
 }
 
 impl Name {
@@ -37,6 +41,7 @@ impl Name {
         match self {
             Name::Summary => 7,
             Name::Crawl => 5,
+            Name::Serve => 1,
             Name::Compose | Name::Image => 3,
         }
     }
@@ -55,6 +60,7 @@ pub fn run(name: Name, runs: Option<usize>) -> anyhow::Result<()> {
         Name::Compose => compose::run(runs),
         Name::Image => image::run(runs),
         Name::Crawl => crawl::run(runs),
+        Name::Serve => serve::run(runs),
     }
 }
 
