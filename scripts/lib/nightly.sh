@@ -99,8 +99,10 @@ images() {
     local commit changed
     commit=$(manifest_get '.payload.composes[-1].commit')
     changed=$(manifest_get '.payload.composes[-1].changed')
-    if [[ $changed == false && -s $IMAGEDIR/CHECKSUM && -s $IMAGEDIR/.commit &&
-        $(<"$IMAGEDIR/.commit") == "$commit" ]]; then
+    # The commit the images were built from, kept beside the logs.
+    local built=$logdir/images.commit
+    if [[ $changed == false && -s $IMAGEDIR/CHECKSUM && -s $built &&
+        $(<"$built") == "$commit" ]]; then
         skip "no new commit: the images of $commit stand"
         return
     fi
@@ -108,7 +110,7 @@ images() {
     tool qcow2-build --kickstart "$KICKSTART" --repo "$ATOMICREPO" \
         --output-dir "$IMAGEDIR" --ostree-url "$ATOMICURL" \
         --name "Fedora-Cloud-Atomic-$BRANCHED-$DATE.$ARCH"
-    printf '%s\n' "$commit" >"$IMAGEDIR/.commit"
+    printf '%s\n' "$commit" >"$built"
 }
 
 checksum() {

@@ -16,6 +16,7 @@
 //! generation of man pages and shell completions.
 
 pub mod cli;
+mod dates;
 mod envelope;
 mod error;
 mod io;
@@ -23,6 +24,7 @@ mod mirror_sections;
 pub mod schema;
 pub mod sections;
 
+pub use dates::iso8601;
 pub use envelope::{Manifest, Section, FORMAT_VERSION, MANIFEST_TYPE};
 pub use error::{exit_code, BadInput};
 pub use io::{read_input, write_atomic, write_output, Input, Output};

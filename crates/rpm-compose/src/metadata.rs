@@ -119,28 +119,6 @@ fn json_to_variant(v: &serde_json::Value) -> Result<glib::Variant, String> {
     })
 }
 
-/// `2023-11-14T22:13:20Z` for seconds since the epoch (UTC).
-pub fn iso8601(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,12 +129,5 @@ mod tests {
         assert_eq!(next_version("22", Some("22")), "22.1");
         assert_eq!(next_version("22", Some("22.1")), "22.2");
         assert_eq!(next_version("23", Some("22.7")), "23");
-    }
-
-    #[test]
-    fn iso_dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

@@ -7,7 +7,6 @@ use anyhow::Context;
 use releng_manifest::{write_atomic, ComposeEntry};
 use serde_json::json;
 
-use crate::metadata::iso8601;
 use crate::Args;
 
 /// Writes whatever of `--write-commitid-to`, `--touch-if-changed` and
@@ -33,7 +32,7 @@ pub fn write(entry: &ComposeEntry, args: &Args) -> anyhow::Result<()> {
             "ostree-commit": commit,
             "ostree-content-checksum": entry.content_checksum,
             "ostree-version": entry.version,
-            "ostree-timestamp": entry.timestamp.map(iso8601),
+            "ostree-timestamp": entry.timestamp.map(|t| releng_manifest::iso8601(t as i64)),
             "rpm-ostree-inputhash": entry.inputhash,
             "ostree-n-metadata-total": s.metadata_objects_total,
             "ostree-n-metadata-written": s.metadata_objects_written,
