@@ -198,7 +198,9 @@ fn unknown_sections_pass_through_and_repo_comes_from_manifest() {
         "header": {"type": "releng-manifest", "version": "1.0"},
         "payload": {
             "x-future-tool": {"kept": [1, 2.5, "three"], "nested": {"a": null}},
-            "metalinks": [{"path": "/srv/metalinks/host.xml"}],
+            "metalinks": [{"path": "/srv/metalinks/fedora.x86_64.metalink", "format": "metalink3",
+                           "repo_path": "fedora/x86_64/os", "repo": "fedora", "arch": "x86_64",
+                           "urls": 3, "size": 1234, "sha256": "00"}],
             "repo": {"path": repo, "mode": "archive", "created": true, "collection_id": null}
         }
     });
