@@ -21,6 +21,7 @@ mod envelope;
 mod error;
 mod io;
 mod mirror_sections;
+pub mod progress;
 pub mod schema;
 pub mod sections;
 

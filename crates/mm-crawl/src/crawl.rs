@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use releng_manifest::progress::Progress;
 use releng_manifest::{
     BadInput, HostState, MirrorHost, MirrorRepo, MirrorsSection, RepoKind, RepoStatus, ScanSection,
 };
@@ -95,6 +96,7 @@ pub fn run(args: MirrorsArgs) -> anyhow::Result<()> {
         mirrors.hosts.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = args.concurrency.min(mirrors.hosts.len()).max(1);
+    let progress = Progress::bar(mirrors.hosts.len() as u64, "hosts").with_prefix("crawling");
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| loop {
@@ -110,9 +112,11 @@ pub fn run(args: MirrorsArgs) -> anyhow::Result<()> {
                     max_failures: args.max_failures,
                 };
                 *results[i].lock().unwrap() = Some(crawler.run());
+                progress.inc(1);
             });
         }
     });
+    progress.finish();
     let mut hosts = Vec::new();
     for (cfg, slot) in mirrors.hosts.iter().zip(results) {
         let (host, record) = slot.into_inner().unwrap().expect("every host crawled");

@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use releng_manifest::cli::Common;
+use releng_manifest::progress::Progress;
 use releng_manifest::{BadInput, ComposeEntry, ImageEntry, ImagePartition};
 
 const EXAMPLES: &str = "\
@@ -131,12 +132,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let sysroot = staging.path().join("sysroot");
     std::fs::create_dir(&sysroot)?;
 
+    let progress = Progress::spinner("").with_prefix(&format!("building {name}"));
+    progress.message("deploying");
     let d = deploy::deploy(&sysroot, &setup, &source, ks.bootloader_append.as_deref())?;
     log::debug!("deployed {}: {:?}", d.commit, started.elapsed());
+    progress.message("configuring");
     deploy::configure(&d, &ks)?;
     deploy::run_post(&d, &ks, &setup.osname)?;
     boot::grub_config(&sysroot, ks.bootloader_timeout)?;
     log::debug!("configured: {:?}", started.elapsed());
+    progress.message("assembling the disk");
     let built = plan.build(staging.path(), &d)?;
     log::debug!("raw disk assembled: {:?}", started.elapsed());
 
@@ -145,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let ext = format.as_str();
         let final_path = out_dir.join(format!("{name}.{ext}"));
         let tmp = out_dir.join(format!(".{name}.{ext}.tmp"));
+        progress.message(format!("writing {ext}"));
         disk::convert(&built.raw, &tmp, format, args.compress)?;
         let virtual_size = if format == "qcow2" {
             disk::check_qcow2(&tmp)?

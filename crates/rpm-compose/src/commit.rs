@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Context};
 use gio::prelude::*;
+use releng_manifest::progress::Progress;
 use releng_manifest::ComposeStats;
 
 use crate::archive;
@@ -261,6 +262,7 @@ fn write_contents(
     counts: &DirectCounts,
 ) -> anyhow::Result<Vec<String>> {
     let direct = archive::ArchiveWriter::for_repo(repo);
+    let progress = Progress::bar(leaves.len() as u64, "files").with_prefix("committing");
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<anyhow::Result<String>>>> =
         Mutex::new((0..leaves.len()).map(|_| None).collect());
@@ -273,7 +275,8 @@ fn write_contents(
     std::thread::scope(|s| {
         for _ in 0..workers {
             let repo = repo.clone();
-            let (next, results, direct, counts) = (&next, &results, &direct, &counts);
+            let (next, results, direct, counts, progress) =
+                (&next, &results, &direct, &counts, &progress);
             s.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(leaf) = leaves.get(i) else { break };
@@ -293,9 +296,11 @@ fn write_contents(
                 }
                 .with_context(|| format!("writing {tree_path} into the repository"));
                 results.lock().expect("no worker panics")[i] = Some(r);
+                progress.inc(1);
             });
         }
     });
+    progress.finish();
     results
         .into_inner()
         .expect("workers done")

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use releng_manifest::progress::Progress;
 use releng_manifest::{BadInput, ComposeEntry, ComposePackage, ComposeRepo, ComposeStats};
 
 use crate::changes::{self, Previous};
@@ -278,8 +279,11 @@ fn install(
         .unwrap_or(2)
         .min(4);
     let mut names = pkgs.iter().map(|p| p.name.clone());
+    let progress = Progress::bar(jobs.len() as u64, "packages").with_prefix("installing");
     pipeline::in_order(&jobs, workers, |loaded| {
         let name = names.next().expect("one name per package");
+        progress.message(&name);
+        progress.inc(1);
         let nevra = loaded.nevra.clone();
         let scripts = loaded.scripts.clone();
         if let Some(s) = &scripts.pre {
@@ -298,6 +302,7 @@ fn install(
     for (name, nevra, s) in &posttrans {
         scriptlets::run(root.dir(), name, nevra, s, &tf.ignore_scripts)?;
     }
+    progress.finish();
     log::debug!("unpacked");
     rpmdb::write(root.dir(), paths, &opts)?;
     log::debug!("rpmdb written");

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, Context};
+use releng_manifest::progress::Progress;
 
 use crate::fetch::{file_matches, safe_href, Expected, Fetcher};
 use crate::rpmmd::LoadedRepo;
@@ -37,16 +38,20 @@ pub fn all(
 ) -> anyhow::Result<Downloaded> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Fetched>>> = Mutex::new((0..pkgs.len()).map(|_| None).collect());
+    let progress = Progress::bar(pkgs.len() as u64, "packages").with_prefix("fetching");
     std::thread::scope(|s| {
         for _ in 0..WORKERS.min(pkgs.len().max(1)) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(pkg) = pkgs.get(i) else { break };
+                progress.message(&pkg.name);
                 let r = one(fetcher, &repos[pkg.repo], pkg, cache);
                 results.lock().expect("no worker panics")[i] = Some(r);
+                progress.inc(1);
             });
         }
     });
+    progress.finish();
     let mut out = Downloaded {
         paths: Vec::new(),
         fetched: 0,

@@ -349,6 +349,54 @@ fn pipeline_from_repo_init_appends_a_compose() {
     assert_eq!(compose_entry(&doc)["repos"][0]["id"], "fedora-rawhide");
 }
 
+#[test]
+fn progress_is_drawn_on_a_terminal_only_and_never_on_stdout() {
+    require!("ostree");
+    require!("script");
+    let s = Setup::fixture();
+    let repo = s.path("tty");
+    let manifest = s.path("in.json");
+    let init = tool("repo-init", &["--repo", repo.to_str().unwrap()], None).ok();
+    fs::write(&manifest, &init.stdout).unwrap();
+    let out = s.path("out.json");
+    let typescript = s.path("typescript");
+    // stderr on a pseudo-terminal (script(1)), stdout to a file.
+    let cmd = format!(
+        "{} --manifest {} --treefile {} --cachedir {} > {}",
+        testkit::bin("rpm-compose").display(),
+        manifest.display(),
+        s.path("host.json").display(),
+        s.path("cache").display(),
+        out.display()
+    );
+    let r = testkit::run(
+        Command::new("script").args(["-qec", &cmd]).arg(&typescript),
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let drawn = String::from_utf8_lossy(&fs::read(&typescript).unwrap()).into_owned();
+    assert!(
+        drawn.contains("installing ["),
+        "no progress bar on the terminal:\n{drawn}"
+    );
+    let doc: Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+    assert_valid_manifest(&doc);
+    // Not a terminal (the other tests): no bar in the captured stderr.
+    let again = tool(
+        "rpm-compose",
+        &[
+            "--treefile",
+            s.path("host.json").to_str().unwrap(),
+            "--cachedir",
+            s.path("cache").to_str().unwrap(),
+            "--force-nocache",
+        ],
+        Some(&fs::read(&out).unwrap()),
+    )
+    .ok();
+    assert!(!again.stderr.contains("installing ["), "{}", again.stderr);
+}
+
 fn assert_fails_unmoved(s: &Setup, extra: &[&str], code: i32, needle: &str) {
     let before = s.rev();
     let out = s.compose(extra).fails_with(code);
