@@ -118,6 +118,11 @@ checksum() {
         skip "IMAGES=0"
         return
     fi
+    if [[ -s $IMAGEDIR/CHECKSUM && -z $(find "$IMAGEDIR" -maxdepth 1 -type f \
+        -newer "$IMAGEDIR/CHECKSUM" ! -name CHECKSUM ! -name '.*') ]]; then
+        skip "CHECKSUM is newer than every image"
+        return
+    fi
     checksum_images "$IMAGEDIR"
 }
 

@@ -60,7 +60,7 @@ pub fn run() -> anyhow::Result<()> {
             http.url()
         ),
     )?;
-    let is_root = unsafe_geteuid() == 0;
+    let is_root = testkit::is_root();
     let bin_dir = run::debug_bin(&root, "repo-init")
         .parent()
         .context("binary directory")?
@@ -105,14 +105,6 @@ pub fn run() -> anyhow::Result<()> {
     report(&doc, &demo, &root, &pulled, &boot)?;
     std::io::stdout().write_all(&manifest)?;
     Ok(())
-}
-
-fn unsafe_geteuid() -> u32 {
-    extern "C" {
-        fn geteuid() -> u32;
-    }
-    // SAFETY: geteuid cannot fail.
-    unsafe { geteuid() }
 }
 
 /// `ostree pull` of the ref through the served metalink into a fresh

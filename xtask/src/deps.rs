@@ -143,20 +143,19 @@ fn installed(family: &Family, pkg: &str) -> bool {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { geteuid() == 0 }
-}
-
-extern "C" {
-    fn geteuid() -> u32;
-}
-
 /// Installs whatever is missing; not root and something missing: prints the
 /// command to run and fails.
 pub fn ensure() -> anyhow::Result<()> {
+    // Commands reach it more than once (test → fixtures); the package
+    // queries need to run once per process.
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if DONE.get().is_some() {
+        return Ok(());
+    }
     system_packages()?;
-    python_modules()
+    python_modules()?;
+    let _ = DONE.set(());
+    Ok(())
 }
 
 fn system_packages() -> anyhow::Result<()> {
@@ -193,7 +192,7 @@ fn system_packages() -> anyhow::Result<()> {
         ),
         Family::Fedora => format!("dnf install -y {}", missing.join(" ")),
     };
-    if !is_root() {
+    if !testkit::is_root() {
         eprintln!("xtask: missing system packages: {}", missing.join(" "));
         eprintln!("xtask: run as root:\n    {install}");
         bail!("system packages missing");
@@ -234,7 +233,7 @@ fn python_modules() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    if !is_root() {
+    if !testkit::is_root() {
         eprintln!("xtask: run: python3 -m pip install {}", missing.join(" "));
         bail!("python modules missing");
     }

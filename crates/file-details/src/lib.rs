@@ -119,6 +119,12 @@ pub fn digest_bytes(data: &[u8]) -> Digests {
     }
 }
 
+/// Lower-case hex SHA-256 of an in-memory buffer, when only that one is
+/// wanted (a manifest entry for a file the tool wrote itself).
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
 /// In-memory buffers larger than this are hashed on two threads.
 const PARALLEL_BYTES: u64 = 256 << 10;
 

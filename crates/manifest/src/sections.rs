@@ -272,12 +272,12 @@ pub struct ImageEntry {
     pub path: String,
     /// `qcow2`, `raw` or `raw.xz`.
     pub format: String,
-    /// Size of the file in bytes.
-    pub size: u64,
+    /// Size, mtime and the four digests of the file (CHECKSUM files,
+    /// productmd's images.json and metalinks all read them from here).
+    #[serde(flatten)]
+    pub file: FileDetails,
     /// Size of the disk it holds, in bytes.
     pub virtual_size: u64,
-    /// SHA-256 of the file.
-    pub sha256: String,
     /// `ostreesetup --osname`.
     pub osname: String,
     /// The deployed ref.

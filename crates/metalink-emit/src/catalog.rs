@@ -97,6 +97,9 @@ pub struct Host {
     pub private: bool,
     /// Base URLs.
     pub urls: Vec<BaseUrl>,
+    /// The [`Protocol`] bits of `urls`: selection skips a host that has no
+    /// URL a document may list.
+    pub protocols: u8,
 }
 
 /// A repository as requests see it.
@@ -168,15 +171,8 @@ impl Catalog {
                     always[h] || verdicts[h].get(r.path.as_str()) == Some(&RepoStatus::Up2date)
                 })
                 .filter(|&h| {
-                    let usable = if r.kind == RepoKind::Ostree {
-                        Protocol::WEB
-                    } else {
-                        Protocol::ALL
-                    };
-                    cat.hosts[h]
-                        .urls
-                        .iter()
-                        .any(|u| u.protocol.bit() & usable != 0)
+                    let usable = metalink::allowed(r.kind, crate::Format::Metalink3);
+                    cat.hosts[h].protocols & usable != 0
                 })
                 .map(|h| h as u32)
                 .collect();
@@ -280,6 +276,7 @@ fn host_of(h: &MirrorHost) -> Option<Host> {
         bandwidth: h.bandwidth.max(1),
         netblocks,
         private: h.private,
+        protocols: urls.iter().fold(0, |m, u| m | u.protocol.bit()),
         urls,
     })
 }

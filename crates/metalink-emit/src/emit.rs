@@ -50,9 +50,9 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
     };
     let now = SystemTime::now();
     let (pubdate, published) = (metalink::rfc1123(now), metalink::rfc3339(now));
-    let mut scratch = Scratch::default();
+    // Every file name first: a clash must fail before anything is written.
     let mut names = HashSet::new();
-    let mut buf = Vec::new();
+    let mut stems = Vec::with_capacity(cat.repos.len());
     for repo in &cat.repos {
         let stem = format!(
             "{}.{}",
@@ -65,14 +65,11 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
                 repo.scan.prefix, repo.scan.arch
             )));
         }
-        select::order(
-            &cat,
-            repo,
-            &client,
-            args.min_mirrors,
-            &mut rng,
-            &mut scratch,
-        );
+        stems.push(stem);
+    }
+    let mut scratch = Scratch::default();
+    let mut buf = Vec::new();
+    for (repo, stem) in cat.repos.iter().zip(&stems) {
         if repo.hosts.is_empty() {
             log::warn!(
                 "{} ({}): no mirror is up to date",
@@ -81,8 +78,18 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
             );
         }
         for &format in &formats {
-            buf.clear();
+            // Per format: a yum mirrorlist cannot list rsync-only hosts.
             let allowed = metalink::allowed(repo.scan.kind, format);
+            select::order(
+                &cat,
+                repo,
+                &client,
+                allowed,
+                args.min_mirrors,
+                &mut rng,
+                &mut scratch,
+            );
+            buf.clear();
             let urls = match format {
                 Format::Metalink3 => {
                     metalink::write3(&cat, repo, &scratch.order, allowed, &pubdate, &mut buf)
@@ -109,20 +116,20 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
             })
             .with_context(|| format!("writing {}", path.display()))?;
             log::debug!("{}: {urls} URLs", path.display());
+            let path = path.to_string_lossy().into_owned();
             // A re-run rewrites the same files: their entries are replaced.
-            let written = path.to_string_lossy();
-            manifest.retain("metalinks", |e| e["path"] != *written)?;
+            manifest.retain("metalinks", |e| e["path"] != *path)?;
             manifest.push(
                 "metalinks",
                 &MetalinkEntry {
-                    path: path.to_string_lossy().into_owned(),
+                    path,
                     format: format.manifest_format(),
                     repo_path: repo.scan.path.clone(),
                     repo: repo.scan.prefix.clone(),
                     arch: repo.scan.arch.clone(),
                     urls,
                     size: buf.len() as u64,
-                    sha256: file_details::digest_bytes(&buf).sha256,
+                    sha256: file_details::sha256_hex(&buf),
                 },
             )?;
         }

@@ -314,6 +314,7 @@ mod tests {
             &cat,
             &cat.repos[0],
             &client,
+            crate::catalog::Protocol::ALL,
             5,
             &mut fastrand::Rng::with_seed(1),
             &mut s,
@@ -387,6 +388,33 @@ mod tests {
             assert!(xml.contains(part), "{part} missing from\n{xml}");
         }
         assert_eq!(urls(&xml).len(), 2);
+    }
+
+    #[test]
+    fn preference_and_priority_fall_from_host_to_host() {
+        let hosts = vec![
+            host("a", "DE", "EU", 10, &["r"]),
+            host("b", "DE", "EU", 10, &["r"]),
+        ];
+        let (scan, mirrors) = sections(vec![repo("r", RepoKind::Ostree, "r")], hosts);
+        let cat = Catalog::build(&scan, &mirrors);
+        let order = [0u32, 1];
+        let web = crate::catalog::Protocol::WEB;
+        let mut out = Vec::new();
+        write3(&cat, &cat.repos[0], &order, web, "D", &mut out);
+        let xml = String::from_utf8(std::mem::take(&mut out)).unwrap();
+        let a = xml
+            .find("preference=\"100\">http://a/")
+            .expect("a first at 100");
+        let b = xml
+            .find("preference=\"99\">http://b/")
+            .expect("b next at 99");
+        assert!(a < b, "{xml}");
+        write4(&cat, &cat.repos[0], &order, web, "D", &mut out);
+        let xml = String::from_utf8(out).unwrap();
+        let a = xml.find("priority=\"1\">http://a/").expect("a first at 1");
+        let b = xml.find("priority=\"2\">http://b/").expect("b next at 2");
+        assert!(a < b, "{xml}");
     }
 
     #[test]

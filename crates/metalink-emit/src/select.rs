@@ -38,11 +38,16 @@ pub struct Scratch {
     pub order: Vec<u32>,
 }
 
-/// Orders `repo`'s hosts for `client` into `scratch.order`.
+/// Orders `repo`'s hosts for `client` into `scratch.order`, counting only
+/// hosts with a URL of a protocol in `protocols` (a [`Protocol`] mask): a
+/// host the document cannot list must not take a place in its tier.
+///
+/// [`Protocol`]: crate::catalog::Protocol
 pub fn order(
     cat: &Catalog,
     repo: &Repo,
     client: &Client,
+    protocols: u8,
     min: usize,
     rng: &mut fastrand::Rng,
     scratch: &mut Scratch,
@@ -55,6 +60,9 @@ pub fn order(
     if let (Some(ip), true) = (client.ip, client.netblocks) {
         for &h in &repo.hosts {
             let host = &cat.hosts[h as usize];
+            if host.protocols & protocols == 0 {
+                continue;
+            }
             if let Some(spec) = crate::netblock::best_match(&host.netblocks, ip) {
                 // Most specific first: the key sorts descending.
                 keyed.push((
@@ -77,7 +85,7 @@ pub fn order(
     let matched = keyed.len();
     for &h in &repo.hosts {
         let host = &cat.hosts[h as usize];
-        if host.private {
+        if host.private || host.protocols & protocols == 0 {
             continue;
         }
         if matched > 0 && keyed[..matched].iter().any(|k| k.2 == h) {
@@ -137,7 +145,15 @@ mod tests {
     fn run(cat: &Catalog, client: &Client, min: usize, seed: u64) -> Vec<String> {
         let mut scratch = Scratch::default();
         let mut rng = fastrand::Rng::with_seed(seed);
-        order(cat, &cat.repos[0], client, min, &mut rng, &mut scratch);
+        order(
+            cat,
+            &cat.repos[0],
+            client,
+            crate::catalog::Protocol::ALL,
+            min,
+            &mut rng,
+            &mut scratch,
+        );
         names(cat, &scratch.order)
     }
 
@@ -163,6 +179,30 @@ mod tests {
         hosts.extend([campus, isp, same_as]);
         let (scan, mirrors) = sections(vec![repo("r", RepoKind::Yum, "r")], hosts);
         Catalog::build(&scan, &mirrors)
+    }
+
+    #[test]
+    fn hosts_the_document_cannot_list_take_no_place() {
+        // de1 has only rsync: a mirrorlist (no rsync) must fill from the
+        // continent instead of stopping at a country tier it cannot print.
+        let mut de1 = host("de1", "DE", "EU", 10, &["r"]);
+        de1.urls = vec!["rsync://de1/pub".into()];
+        let hosts = vec![de1, host("fr1", "FR", "EU", 10, &["r"])];
+        let (scan, mirrors) = sections(vec![repo("r", RepoKind::Yum, "r")], hosts);
+        let cat = Catalog::build(&scan, &mirrors);
+        let de = Client {
+            country: Some("DE"),
+            ..Client::default()
+        };
+        let mut scratch = Scratch::default();
+        let mut rng = fastrand::Rng::with_seed(1);
+        let web = crate::catalog::Protocol::WEB;
+        order(&cat, &cat.repos[0], &de, web, 1, &mut rng, &mut scratch);
+        assert_eq!(names(&cat, &scratch.order), ["fr1"]);
+        // A metalink may list rsync: de1 is the country tier again.
+        let all = crate::catalog::Protocol::ALL;
+        order(&cat, &cat.repos[0], &de, all, 1, &mut rng, &mut scratch);
+        assert_eq!(names(&cat, &scratch.order), ["de1"]);
     }
 
     #[test]

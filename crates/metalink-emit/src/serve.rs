@@ -29,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::catalog::{Catalog, Protocol};
+use crate::catalog::Catalog;
 use crate::geoip::{self, GeoIp};
 use crate::metalink;
 use crate::query;
@@ -51,8 +51,7 @@ struct Shared {
 
 /// Loads `path` and builds its catalog.
 fn load(path: &Path) -> anyhow::Result<Catalog> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest = releng_manifest::Manifest::parse(&bytes, &path.display().to_string())?;
+    let manifest = releng_manifest::read_input(&releng_manifest::Input::File(path.into()))?;
     crate::catalog_of(&manifest).with_context(|| format!("manifest {}", path.display()))
 }
 
@@ -403,20 +402,24 @@ fn respond(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> Respon
                 .map(geoip::as_str),
             netblocks: q.netblocks,
         };
-        select::order(
-            &cat,
-            repo,
-            &client,
-            shared.min_mirrors,
-            &mut w.rng,
-            &mut w.scratch,
-        );
         let format = match (endpoint, q.meta4) {
             (Endpoint::Mirrorlist, _) => Format::Mirrorlist,
             (Endpoint::Metalink, true) => Format::Meta4,
             (Endpoint::Metalink, false) => Format::Metalink3,
         };
-        let protocols = metalink::allowed(repo.scan.kind, format) & q.protocols;
+        let mut protocols = metalink::allowed(repo.scan.kind, format) & q.protocols;
+        if q.redirect {
+            protocols &= crate::catalog::Protocol::WEB;
+        }
+        select::order(
+            &cat,
+            repo,
+            &client,
+            protocols,
+            shared.min_mirrors,
+            &mut w.rng,
+            &mut w.scratch,
+        );
         if q.redirect {
             return redirect(&cat, repo, &w.scratch.order, protocols);
         }
@@ -470,12 +473,12 @@ fn redirect(
     order: &[u32],
     protocols: u8,
 ) -> Response<Full<Bytes>> {
-    let web = protocols & Protocol::WEB;
+    // `order` was chosen among hosts with an http(s) URL in `protocols`.
     let target = order.iter().find_map(|&h| {
         cat.hosts[h as usize]
             .urls
             .iter()
-            .find(|u| u.protocol.bit() & web != 0)
+            .find(|u| u.protocol.bit() & protocols != 0)
     });
     let Some(base) = target else {
         return simple(

@@ -6,36 +6,11 @@ mod common;
 use std::fs;
 
 use common::*;
-use releng_manifest::{MetadataFile, RepoKind, RepoStatus};
+use releng_manifest::RepoStatus;
 use testkit::{assert_valid_manifest, tempdir, tool};
 
-fn file(name: &str) -> MetadataFile {
-    MetadataFile {
-        name: name.to_string(),
-        details: file_details::FileDetails::from_bytes(name.as_bytes(), 1_795_000_000),
-        timestamp: 1_795_000_000,
-    }
-}
-
 fn sample() -> Vec<u8> {
-    let repos = vec![
-        scan_repo(
-            "fedora/x86_64/os",
-            RepoKind::Yum,
-            "fedora",
-            file("repomd.xml"),
-        ),
-        scan_repo(
-            "atomic/repo",
-            RepoKind::Ostree,
-            "fedora-atomic",
-            file("summary"),
-        ),
-    ];
-    let both = [
-        ("fedora/x86_64/os", RepoStatus::Up2date),
-        ("atomic/repo", RepoStatus::Up2date),
-    ];
+    let (repos, both) = two_repos();
     let mut hosts: Vec<_> = (0..8)
         .map(|i| {
             mirror(

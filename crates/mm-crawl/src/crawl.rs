@@ -9,10 +9,13 @@
 //!
 //! Failures: a host that answers nothing (no HTTP status, no rsync listing)
 //! fails the crawl; after `--max-failures` failed crawls in a row it is
-//! `disabled`. A disabled host gets one cheap probe per later crawl (the
-//! first repository's metadata file, connect capped at 5 s): if that
-//! answers, the host is crawled in full and enabled again, otherwise it
-//! stays disabled and its repositories are `unknown`.
+//! `disabled`. A disabled host gets one cheap probe per later crawl (http:
+//! a GET of the first repository's metadata file; rsync: a listing of that
+//! file, nothing fetched; both capped at 5 s; file: whether the base
+//! directory is there): if that answers, the host is crawled in full and
+//! enabled again, otherwise it stays disabled and its repositories are
+//! `unknown`. A `file://` host whose base directory is not there has not
+//! answered.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,6 +55,8 @@ Mirrors file (TOML):
 /// One distinct repository to check: what the master has.
 struct Target {
     path: String,
+    /// The metadata file's path relative to the root.
+    metadata: String,
     kind: RepoKind,
     current: String,
     alternates: Vec<String>,
@@ -168,6 +173,7 @@ fn targets(scan: &ScanSection, deep: bool) -> Vec<Target> {
                 Vec::new()
             },
             path: r.path.clone(),
+            metadata: r.metadata_path(),
             kind: r.kind,
             current: r.file.details.sha256.clone(),
             alternates: r
@@ -183,14 +189,6 @@ fn targets(scan: &ScanSection, deep: bool) -> Vec<Target> {
 /// A repo's metadata file as the mirror served it, and what `--deep` found.
 type HostAnswer = (Fetched, Vec<Problem>);
 
-fn metadata_path(t: &Target) -> String {
-    if t.path == "." {
-        t.kind.metadata_path().to_string()
-    } else {
-        format!("{}/{}", t.path, t.kind.metadata_path())
-    }
-}
-
 struct HostCrawl<'a> {
     host: &'a HostConfig,
     targets: &'a [Target],
@@ -204,7 +202,10 @@ impl HostCrawl<'_> {
         let started = Instant::now();
         let crawled_at = crate::now();
         let (base, scheme) = self.host.crawl_url().cloned().expect("validated: urls");
-        let url_of = |t: &Target| format!("{base}/{}", metadata_path(t));
+        let url_of = |t: &Target| format!("{base}/{}", t.metadata);
+        // A `file://` host answers when its base directory is there.
+        let base_dir = file_path(&base);
+        let dir_there = || std::path::Path::new(&base_dir).is_dir();
         let mut out = MirrorHost {
             name: self.host.name.clone(),
             country: self.host.country.clone(),
@@ -240,7 +241,9 @@ impl HostCrawl<'_> {
             .max_idle_connections_per_host(2)
             .user_agent(concat!("mm-crawl/", env!("CARGO_PKG_VERSION")))
             .build();
-        let previous = self.record.urls.clone();
+        // Rebuilt below with the URLs of this crawl only: validators of
+        // repositories the master no longer has do not pile up.
+        let previous = std::mem::take(&mut self.record.urls);
 
         if self.record.disabled {
             let probe_deadline = Instant::now() + self.timeout.min(Duration::from_secs(5));
@@ -249,22 +252,19 @@ impl HostCrawl<'_> {
                 (Some(t), Scheme::Http | Scheme::Https) => {
                     http::get(&agent, &url_of(t), None, 1, probe_deadline).answered()
                 }
-                (Some(t), Scheme::File) => {
-                    std::path::Path::new(&file_path(&url_of(t)))
-                        .parent()
-                        .is_some_and(|p| p.exists())
-                        || std::path::Path::new(&file_path(&base)).is_dir()
-                }
+                (Some(_), Scheme::File) => dir_there(),
+                // Listed only (as an `extra`): nothing is downloaded.
                 (Some(t), Scheme::Rsync) => crate::rsync::check(
                     &base,
-                    &[metadata_path(t)],
                     &[],
+                    std::slice::from_ref(&t.metadata),
                     &BTreeMap::new(),
                     probe_deadline,
                 )
                 .is_ok(),
             };
             if !answered {
+                self.record.urls = previous;
                 self.record.failures += 1;
                 log::info!("{}: disabled; the probe got no answer", self.host.name);
                 out.state = HostState::Disabled;
@@ -277,14 +277,14 @@ impl HostCrawl<'_> {
 
         let fetched: Vec<HostAnswer> = match scheme {
             Scheme::Rsync => {
-                let files: Vec<String> = self.targets.iter().map(metadata_path).collect();
+                let files: Vec<String> = self.targets.iter().map(|t| t.metadata.clone()).collect();
                 let prev: BTreeMap<String, _> = self
                     .targets
                     .iter()
                     .filter_map(|t| {
                         previous
                             .get(&url_of(t))
-                            .map(|v| (metadata_path(t), v.clone()))
+                            .map(|v| (t.metadata.clone(), v.clone()))
                     })
                     .collect();
                 let extra: Vec<String> = self
@@ -300,7 +300,12 @@ impl HostCrawl<'_> {
                             let got = m
                                 .remove(f)
                                 .unwrap_or(Fetched::NoAnswer("not checked".into()));
-                            (got, deep::listed(&listing, &t.sample))
+                            let problems = if is_current(t, &got, previous.get(&url_of(t))) {
+                                deep::listed(&listing, &t.sample)
+                            } else {
+                                Vec::new()
+                            };
+                            (got, problems)
                         })
                         .collect(),
                     Err(e) => {
@@ -312,14 +317,27 @@ impl HostCrawl<'_> {
                     }
                 }
             }
+            Scheme::File if !dir_there() => self
+                .targets
+                .iter()
+                .map(|_| {
+                    (
+                        Fetched::NoAnswer("base directory not there".into()),
+                        Vec::new(),
+                    )
+                })
+                .collect(),
             Scheme::File => self
                 .targets
                 .iter()
                 .map(|t| {
-                    (
-                        http::read_file(&file_path(&url_of(t)), cap(t.kind)),
-                        deep::local(&file_path(&base), &t.sample),
-                    )
+                    let f = http::read_file(&file_path(&url_of(t)), cap(t.kind));
+                    let problems = if is_current(t, &f, None) {
+                        deep::local(&base_dir, &t.sample)
+                    } else {
+                        Vec::new()
+                    };
+                    (f, problems)
                 })
                 .collect(),
             Scheme::Http | Scheme::Https => {
@@ -334,10 +352,10 @@ impl HostCrawl<'_> {
                         let Some(t) = self.targets.get(i) else { break };
                         let url = url_of(t);
                         let f = http::get(&agent, &url, previous.get(&url), cap(t.kind), deadline);
-                        let problems = if t.sample.is_empty() || !f.answered() {
-                            Vec::new()
-                        } else {
+                        let problems = if is_current(t, &f, previous.get(&url)) {
                             deep::http(&agent, &base, &t.sample, deadline)
+                        } else {
+                            Vec::new()
                         };
                         *slots[i].lock().unwrap() = Some((f, problems));
                     };
@@ -355,7 +373,9 @@ impl HostCrawl<'_> {
         for (t, (f, problems)) in self.targets.iter().zip(fetched) {
             let url = url_of(t);
             let mut repo = self.verdict(t, url, f, &previous);
-            if !problems.is_empty() && repo.sha256.is_some() {
+            // Only a current copy is sampled, and only `up2date` can fall
+            // to `mismatch` (a `stale` copy stays `stale`).
+            if !problems.is_empty() && repo.status == RepoStatus::Up2date {
                 if problems.iter().any(Problem::is_fatal) {
                     repo.status = RepoStatus::Mismatch;
                 }
@@ -406,7 +426,9 @@ impl HostCrawl<'_> {
     }
 
     /// Turns an answer into a verdict, remembering validators for the next
-    /// crawl.
+    /// crawl in `self.record.urls` (emptied at the start of the crawl):
+    /// new ones from a body, the previous ones when the answer said nothing
+    /// new, none for a missing file.
     fn verdict(
         &mut self,
         t: &Target,
@@ -414,22 +436,20 @@ impl HostCrawl<'_> {
         f: Fetched,
         previous: &BTreeMap<String, crate::state::Validators>,
     ) -> MirrorRepo {
+        if !matches!(f, Fetched::Body(_) | Fetched::Missing(_)) {
+            if let Some(v) = previous.get(&url) {
+                self.record.urls.insert(url.clone(), v.clone());
+            }
+        }
         let (sha256, detail) = match f {
             Fetched::Body(v) => {
                 let sha = v.sha256.clone();
                 if v.etag.is_some() || v.last_modified.is_some() {
                     self.record.urls.insert(url.clone(), v);
-                } else {
-                    self.record.urls.remove(&url);
                 }
                 (Some(sha), None)
             }
-            Fetched::NotModified => match previous.get(&url) {
-                Some(v) => (Some(v.sha256.clone()), Some("not modified".to_string())),
-                None => (None, Some("304 without a previous crawl".into())),
-            },
             Fetched::Missing(why) => {
-                self.record.urls.remove(&url);
                 return MirrorRepo {
                     path: t.path.clone(),
                     status: RepoStatus::Missing,
@@ -438,6 +458,10 @@ impl HostCrawl<'_> {
                     detail: Some(why),
                 };
             }
+            Fetched::NotModified => match previous.get(&url) {
+                Some(v) => (Some(v.sha256.clone()), Some("not modified".to_string())),
+                None => (None, Some("304 without a previous crawl".into())),
+            },
             Fetched::TooLarge(cap) => {
                 (None, Some(format!("body larger than {cap} bytes: cut off")))
             }
@@ -471,6 +495,17 @@ impl HostCrawl<'_> {
             detail,
         }
     }
+}
+
+/// `--deep`: whether the mirror's metadata file is the master's current
+/// one (only such a copy is worth sampling), with a sample to check.
+fn is_current(t: &Target, f: &Fetched, previous: Option<&crate::state::Validators>) -> bool {
+    !t.sample.is_empty()
+        && match f {
+            Fetched::Body(v) => v.sha256 == t.current,
+            Fetched::NotModified => previous.is_some_and(|v| v.sha256 == t.current),
+            _ => false,
+        }
 }
 
 fn cap(kind: RepoKind) -> u64 {

@@ -10,7 +10,7 @@
 //! [`SAMPLE`] per repository.
 
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -140,14 +140,7 @@ pub fn local(base: &str, sample: &[SampleFile]) -> Vec<Problem> {
     let mut out = Vec::new();
     for f in sample {
         match std::fs::metadata(format!("{base}/{}", f.rel)) {
-            Ok(m) => out.extend(compare(
-                f,
-                Some(m.len()),
-                m.modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs() as i64),
-            )),
+            Ok(m) => out.extend(compare(f, Some(m.len()), file_details::mtime_secs(&m).ok())),
             Err(_) => out.push(Problem::Missing(f.rel.clone())),
         }
     }

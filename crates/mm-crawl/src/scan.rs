@@ -68,10 +68,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<()> {
     let mut hashed = 0;
     let mut seen = BTreeSet::new();
     for found in &w.repos {
+        // Seen even when describing it fails below (a file unreadable for a
+        // moment): its history and alternates stay in the state.
+        seen.insert(ctx.state_key(found));
         match ctx.describe(found, &mut state) {
-            Ok((mut r, h, key)) => {
+            Ok((mut r, h)) => {
                 hashed += u64::from(h);
-                seen.insert(key);
                 repos.append(&mut r);
             }
             Err(e) => log::warn!("{}: skipped: {e:#}", root.join(&found.path).display()),
@@ -117,20 +119,30 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The scan entries of one repository, whether it was hashed, and its
-    /// state key.
-    fn describe(
-        &self,
-        found: &Found,
-        state: &mut State,
-    ) -> anyhow::Result<(Vec<ScanRepo>, bool, String)> {
-        let dir = if found.path == "." {
+    /// The absolute path of a repository's directory.
+    fn repo_dir(&self, found: &Found) -> std::path::PathBuf {
+        if found.path == "." {
             self.root.to_path_buf()
         } else {
             self.root.join(&found.path)
-        };
+        }
+    }
+
+    /// The absolute path of a repository's metadata file.
+    fn metadata_file(&self, found: &Found) -> std::path::PathBuf {
+        self.repo_dir(found).join(found.kind.metadata_path())
+    }
+
+    /// A repository's key in the state's `files`.
+    fn state_key(&self, found: &Found) -> String {
+        self.metadata_file(found).to_string_lossy().into_owned()
+    }
+
+    /// The scan entries of one repository, and whether it was hashed.
+    fn describe(&self, found: &Found, state: &mut State) -> anyhow::Result<(Vec<ScanRepo>, bool)> {
+        let dir = self.repo_dir(found);
         let md_path = dir.join(found.kind.metadata_path());
-        let state_key = md_path.to_string_lossy().into_owned();
+        let state_key = self.state_key(found);
         let meta = std::fs::metadata(&md_path).with_context(|| format!("{}", md_path.display()))?;
         let key = StatKey::of(&meta);
         let mut hashed = false;
@@ -217,7 +229,7 @@ impl Ctx<'_> {
                     .collect()
             }
         };
-        Ok((repos, hashed, state_key))
+        Ok((repos, hashed))
     }
 
     /// Reads (and hashes) a metadata file, or takes it from the manifest's

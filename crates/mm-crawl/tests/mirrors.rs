@@ -56,9 +56,9 @@ fn mirrors_in_sync_stale_missing_hanging_endless_and_rsync() {
     ];
     let mut rsyncd = None;
     if testkit::have("rsync") {
-        let (child, url) = rsync_daemon(&stale, st.path());
-        rsyncd = Some(child);
-        hosts.push(("rsync", url));
+        let d = rsync_daemon(&stale, st.path());
+        hosts.push(("rsync", rsync_url(&d)));
+        rsyncd = Some(d);
     } else {
         eprintln!("SKIPPED rsync mirror: `rsync` is not installed");
     }
@@ -187,10 +187,6 @@ fn mirrors_in_sync_stale_missing_hanging_endless_and_rsync() {
     let st_json: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(st_json["hosts"]["hang"]["disabled"], true);
     assert_eq!(st_json["hosts"]["sync"]["failures"], 0);
-    if let Some(mut c) = rsyncd {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
 }
 
 #[test]
@@ -249,9 +245,16 @@ fn conditional_requests_retries_and_a_disabled_host_coming_back() {
     let on = Arc::new(AtomicBool::new(false));
     let switch = serve(Mode::Switch(on.clone(), t.root.clone()));
     let mfile = st.path().join("mirrors.toml");
+    // A file:// mirror whose directory is not there answers nothing.
+    let nodir = format!("file://{}", s(&st.path().join("not-there")));
     std::fs::write(
         &mfile,
-        mirrors_toml(&[("etag", &etag_url), ("flaky", &flaky), ("switch", &switch)]),
+        mirrors_toml(&[
+            ("etag", &etag_url),
+            ("flaky", &flaky),
+            ("switch", &switch),
+            ("nodir", &nodir),
+        ]),
     )
     .unwrap();
     let opts = ["--timeout", "1", "--max-failures", "2"];
@@ -264,6 +267,8 @@ fn conditional_requests_retries_and_a_disabled_host_coming_back() {
     assert_eq!(host(&first, "flaky")["state"], "ok");
     assert_eq!(statuses(host(&first, "flaky")), up);
     assert_eq!(host(&first, "switch")["state"], "unreachable");
+    assert_eq!(host(&first, "nodir")["state"], "unreachable");
+    assert_eq!(statuses(host(&first, "nodir")), vec!["unknown"; 3]);
 
     // The second crawl sends the ETags back: three 304s, same verdicts.
     let second = crawl(&doc, &mfile, &state, &opts);
@@ -281,12 +286,16 @@ fn conditional_requests_retries_and_a_disabled_host_coming_back() {
         assert_eq!(r["sha256"], sha256sum(&p));
     }
     assert_eq!(host(&second, "switch")["state"], "disabled");
+    assert_eq!(host(&second, "nodir")["state"], "disabled");
 
     // It answers again: the probe finds it, it is crawled and enabled.
     on.store(true, Ordering::SeqCst);
     let third = crawl(&doc, &mfile, &state, &opts);
     assert_eq!(host(&third, "switch")["state"], "ok");
     assert_eq!(statuses(host(&third, "switch")), up);
+    // The directory is still not there: the probe keeps it disabled.
+    assert_eq!(host(&third, "nodir")["state"], "disabled");
+    assert_eq!(statuses(host(&third, "nodir")), vec!["unknown"; 3]);
     let st_json: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(st_json["hosts"]["switch"]["disabled"], false);
     assert_eq!(st_json["hosts"]["switch"]["failures"], 0);
@@ -326,9 +335,9 @@ fn deep_finds_a_current_repomd_with_broken_data_and_missing_commits() {
     ];
     let mut rsyncd = None;
     if testkit::have("rsync") {
-        let (child, url) = rsync_daemon(&broken, st.path());
-        rsyncd = Some(child);
-        hosts.push(("bad-rsync", url));
+        let d = rsync_daemon(&broken, st.path());
+        hosts.push(("bad-rsync", rsync_url(&d)));
+        rsyncd = Some(d);
     }
     let toml: Vec<(&str, &str)> = hosts.iter().map(|(n, u)| (*n, u.as_str())).collect();
     let mfile = st.path().join("mirrors.toml");
@@ -363,9 +372,5 @@ fn deep_finds_a_current_repomd_with_broken_data_and_missing_commits() {
             by_path("updates/41/Everything/aarch64")["status"],
             "up2date"
         );
-    }
-    if let Some(mut c) = rsyncd {
-        let _ = c.kill();
-        let _ = c.wait();
     }
 }

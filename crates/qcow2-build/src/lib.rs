@@ -149,7 +149,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for format in &args.formats {
         let ext = format.as_str();
         let final_path = out_dir.join(format!("{name}.{ext}"));
-        let tmp = out_dir.join(format!(".{name}.{ext}.tmp"));
+        // In the staging directory (same filesystem): whatever fails, its
+        // cleanup takes the half-written image too.
+        let tmp = staging.path().join(format!("{name}.{ext}"));
         progress.message(format!("writing {ext}"));
         disk::convert(&built.raw, &tmp, format, args.compress)?;
         let virtual_size = if format == "qcow2" {
@@ -157,22 +159,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             args.disk_size
         };
+        std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, &final_path)?;
         log::debug!("{format} written: {:?}", started.elapsed());
-        let details = file_details::FileDetails::of_path(&final_path)
+        let file = file_details::FileDetails::of_path(&final_path)
             .with_context(|| format!("reading {}", final_path.display()))?;
         log::info!(
             "{}: {} bytes ({} virtual)",
             final_path.display(),
-            details.size,
+            file.size,
             virtual_size
         );
         entries.push(ImageEntry {
             path: final_path.display().to_string(),
             format: format.clone(),
-            size: details.size,
+            file,
             virtual_size,
-            sha256: details.sha256,
             osname: setup.osname.clone(),
             ref_: setup.ref_.clone(),
             commit: d.commit.clone(),

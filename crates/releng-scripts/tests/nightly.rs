@@ -31,12 +31,14 @@ const STEPS: [&str; 10] = [
 /// destination's summary and refs name can be pulled from it whole into a
 /// fresh repository, and writes a line to `violations` when one cannot.
 /// Publishing a summary or ref before its objects makes that file
-/// non-empty.
-fn checking_rsync(dir: &Path, violations: &Path) -> std::path::PathBuf {
+/// non-empty. Every call is also listed in `calls`, so a script that stops
+/// using `$RSYNC` cannot pass by not being checked.
+fn checking_rsync(dir: &Path, violations: &Path, calls: &Path) -> std::path::PathBuf {
     let path = dir.join("rsync-checked");
     let script = format!(
         r#"#!/bin/bash
 set -u
+echo "$*" >> {calls}
 rsync "$@" || exit $?
 dest="${{@: -1}}"
 dest="${{dest%/}}"
@@ -57,7 +59,8 @@ done
 rm -rf "$client"
 exit 0
 "#,
-        violations = violations.display()
+        violations = violations.display(),
+        calls = calls.display()
     );
     fs::write(&path, script).unwrap();
     run(Command::new("chmod").arg("+x").arg(&path), None);
@@ -158,7 +161,8 @@ fn buildrawhide_runs_end_to_end_and_a_rerun_makes_no_commit() {
     .unwrap();
     let atomic_url = format!("{}/atomic/rawhide/", http.url());
     let violations = root.join("violations");
-    let rsync = checking_rsync(root.path(), &violations);
+    let calls = root.join("rsync-calls");
+    let rsync = checking_rsync(root.path(), &violations, &calls);
     let events = root.join("events.jsonl");
     let notify = format!("cat >> {}", events.display());
     let env = [
@@ -219,6 +223,12 @@ fn buildrawhide_runs_end_to_end_and_a_rerun_makes_no_commit() {
         "",
         "the published repo named objects it lacked"
     );
+    let atomic_passes = fs::read_to_string(&calls)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("atomic/rawhide"))
+        .count();
+    assert_eq!(atomic_passes, 4, "publish-atomic runs four checked passes");
 
     // The mash tree went out too, and the scan found both kinds of repo.
     assert!(pubdir
@@ -230,11 +240,10 @@ fn buildrawhide_runs_end_to_end_and_a_rerun_makes_no_commit() {
     let yum_repo = scan_repo(&doc, "yum");
     assert_eq!(yum_repo["path"], "development/rawhide/x86_64/os");
     let hosts = doc["payload"]["mirrors"]["hosts"].as_array().unwrap();
-    assert!(hosts[0]["repos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|r| r["status"] == "up2date"));
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    let seen = hosts[0]["repos"].as_array().unwrap();
+    assert_eq!(seen.len(), 2, "both repos crawled: {seen:?}");
+    assert!(seen.iter().all(|r| r["status"] == "up2date"), "{seen:?}");
     let metalinks = doc["payload"]["metalinks"].as_array().unwrap();
     assert!(!metalinks.is_empty());
     for m in metalinks {
@@ -309,7 +318,21 @@ fn buildrawhide_runs_end_to_end_and_a_rerun_makes_no_commit() {
     assert_eq!(last["commit"], commit.as_str());
     let st: Vec<(String, String)> = steps(&doc2);
     let rerun: Vec<&(String, String)> = st.iter().skip(STEPS.len()).collect();
-    assert!(rerun.iter().any(|(n, s)| n == "images" && s == "skipped"));
+    let status = |steps: &[&(String, String)], name: &str| {
+        steps
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    };
+    if is_root() {
+        let first: Vec<&(String, String)> = st.iter().take(STEPS.len()).collect();
+        assert_eq!(status(&first, "images"), "complete");
+        assert_eq!(status(&rerun, "images"), "skipped");
+        assert_eq!(status(&rerun, "checksum"), "skipped");
+        let log = fs::read_to_string(logdir.join("images.log")).unwrap();
+        assert!(log.contains("no new commit"), "{log}");
+    }
     let second_s = steps_total(&doc2) - first_s;
     if is_root() {
         assert!(

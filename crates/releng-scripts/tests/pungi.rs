@@ -47,7 +47,7 @@ fn run_pungi_writes_a_compose_productmd_reads() {
         for v, arches in x.images.images.items():\n\
         \x20   for arch, imgs in arches.items():\n\
         \x20       for i in imgs:\n\
-        \x20           print(v, arch, i.path, i.size, i.checksums['sha256'])\n";
+        \x20           print(v, arch, i.path, i.size, i.mtime, i.checksums['sha256'])\n";
     let out = run(Command::new("python3").args(["-c", script]).arg(&top), None);
     assert_eq!(
         out.code, 0,
@@ -61,14 +61,21 @@ fn run_pungi_writes_a_compose_productmd_reads() {
     let images: Vec<&str> = lines.collect();
     if is_root() {
         let entry = &doc["payload"]["images"][0];
-        let rel = "Cloud/x86_64/images/Fedora-Cloud-Atomic-45-20261127.0.x86_64.qcow2";
+        let rel = format!("Cloud/x86_64/images/Fedora-Cloud-Atomic-45-{DATE}.0.x86_64.qcow2");
         assert_eq!(
             images,
             [format!(
-                "Cloud x86_64 {rel} {} {}",
+                "Cloud x86_64 {rel} {} {} {}",
                 entry["size"],
+                entry["mtime"],
                 entry["sha256"].as_str().unwrap()
             )]
+        );
+        // The mtime is the file's own, not the time the metadata was written.
+        let on_disk = fs::metadata(top.join("compose").join(&rel)).unwrap();
+        assert_eq!(
+            entry["mtime"],
+            std::os::unix::fs::MetadataExt::mtime(&on_disk)
         );
         assert!(checksum_verifies(&top.join("compose/Cloud/x86_64/images")));
     } else {

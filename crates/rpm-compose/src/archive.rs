@@ -47,7 +47,7 @@ pub type XattrPairs = Vec<(Vec<u8>, Vec<u8>)>;
 pub struct ArchiveWriter {
     objects: PathBuf,
     tmp: PathBuf,
-    level: i32,
+    level: libdeflater::CompressionLvl,
 }
 
 /// What became of one content object.
@@ -83,7 +83,8 @@ impl ArchiveWriter {
             .integer("core", "zlib-level")
             .ok()
             .filter(|l| (1..=9).contains(l))
-            .unwrap_or(DEFAULT_LEVEL);
+            .and_then(|l| libdeflater::CompressionLvl::new(l).ok())
+            .or_else(|| libdeflater::CompressionLvl::new(DEFAULT_LEVEL).ok())?;
         Some(ArchiveWriter {
             objects: root.join("objects"),
             tmp: root.join("tmp"),
@@ -91,35 +92,44 @@ impl ArchiveWriter {
         })
     }
 
-    /// The object's checksum, computed the way ostree does.
+    /// The object's checksum, computed the way ostree does. It does not
+    /// depend on the repository's mode.
     pub fn checksum(obj: &Object) -> String {
-        let header = file_header(obj).data_as_bytes();
-        let mut h = Sha256::new();
-        h.update(framed_len(header.len()));
-        h.update(&header);
-        h.update(obj.data);
-        file_details::hex(&h.finalize())
+        checksum_of(&fields(obj), obj.data)
     }
 
-    /// Writes `obj` unless `exists(checksum)` says the repository has it.
+    /// A compressor at this repository's level: one per writer thread,
+    /// passed to every [`ArchiveWriter::write`] of that thread.
+    pub fn compressor(&self) -> libdeflater::Compressor {
+        libdeflater::Compressor::new(self.level)
+    }
+
+    /// Writes `obj`, compressed with `compressor`, unless
+    /// `exists(checksum)` says the repository has it.
     pub fn write(
         &self,
         obj: &Object,
+        compressor: &mut libdeflater::Compressor,
         exists: impl FnOnce(&str) -> anyhow::Result<bool>,
     ) -> anyhow::Result<Written> {
-        let checksum = Self::checksum(obj);
+        let fields = fields(obj);
+        let checksum = checksum_of(&fields, obj.data);
         if exists(&checksum)? {
             return Ok(Written {
                 checksum,
                 new: false,
             });
         }
-        let header = zlib_header(obj).data_as_bytes();
+        // `(tuuuusa(ayay))`: the size, then the fields the checksum covers.
+        let header = glib::Variant::tuple_from_iter(
+            std::iter::once((obj.data.len() as u64).to_be().to_variant()).chain(fields),
+        )
+        .data_as_bytes();
         let mut out = Vec::with_capacity(8 + header.len() + obj.data.len() / 2 + 64);
         out.extend_from_slice(&framed_len(header.len()));
         out.extend_from_slice(&header);
         if obj.symlink.is_none() {
-            deflate(obj.data, self.level, &mut out)?;
+            deflate(compressor, obj.data, &mut out)?;
         }
         self.store(&checksum, &out)
             .with_context(|| format!("storing content object {checksum}"))?;
@@ -158,40 +168,38 @@ fn framed_len(len: usize) -> [u8; 8] {
     b
 }
 
-fn xattrs_variant(xattrs: &[(Vec<u8>, Vec<u8>)]) -> glib::Variant {
+/// The `a(ayay)` variant ostree stores for `xattrs`.
+pub(crate) fn xattrs_variant(xattrs: &[(Vec<u8>, Vec<u8>)]) -> glib::Variant {
     xattrs.to_vec().to_variant()
 }
 
-/// `(uuuusa(ayay))`: what the checksum covers.
-fn file_header(obj: &Object) -> glib::Variant {
-    glib::Variant::tuple_from_iter([
+/// uid, gid, mode, rdev, symlink target, xattrs: the fields of the
+/// `(uuuusa(ayay))` header the checksum covers, which the stored
+/// `(tuuuusa(ayay))` header repeats after the size.
+fn fields(obj: &Object) -> [glib::Variant; 6] {
+    [
         obj.uid.to_be().to_variant(),
         obj.gid.to_be().to_variant(),
         obj.mode.to_be().to_variant(),
         0u32.to_variant(),
         obj.symlink.unwrap_or("").to_variant(),
         xattrs_variant(obj.xattrs),
-    ])
+    ]
 }
 
-/// `(tuuuusa(ayay))`: the header of the stored, compressed object.
-fn zlib_header(obj: &Object) -> glib::Variant {
-    glib::Variant::tuple_from_iter([
-        (obj.data.len() as u64).to_be().to_variant(),
-        obj.uid.to_be().to_variant(),
-        obj.gid.to_be().to_variant(),
-        obj.mode.to_be().to_variant(),
-        0u32.to_variant(),
-        obj.symlink.unwrap_or("").to_variant(),
-        xattrs_variant(obj.xattrs),
-    ])
+/// SHA-256 over the framed `(uuuusa(ayay))` header made of `fields`,
+/// then `data`.
+fn checksum_of(fields: &[glib::Variant; 6], data: &[u8]) -> String {
+    let header = glib::Variant::tuple_from_iter(fields.iter().cloned()).data_as_bytes();
+    let mut h = Sha256::new();
+    h.update(framed_len(header.len()));
+    h.update(&header);
+    h.update(data);
+    file_details::hex(&h.finalize())
 }
 
 /// Appends the raw deflate stream of `data` to `out`.
-fn deflate(data: &[u8], level: i32, out: &mut Vec<u8>) -> anyhow::Result<()> {
-    let mut c = libdeflater::Compressor::new(
-        libdeflater::CompressionLvl::new(level).map_err(|_| anyhow!("zlib level {level}"))?,
-    );
+fn deflate(c: &mut libdeflater::Compressor, data: &[u8], out: &mut Vec<u8>) -> anyhow::Result<()> {
     let start = out.len();
     out.resize(start + c.deflate_compress_bound(data.len()), 0);
     let n = c
@@ -294,6 +302,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = repo(dir.path());
         let w = ArchiveWriter::for_repo(&repo).expect("archive repo");
+        let mut c = w.compressor();
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 13) as u8).collect();
         let caps = vec![(b"security.capability\0".to_vec(), vec![9, 9])];
         let file = Object {
@@ -313,7 +322,7 @@ mod tests {
             data: b"",
         };
         for obj in [&file, &link] {
-            let w1 = w.write(obj, |_| Ok(false)).unwrap();
+            let w1 = w.write(obj, &mut c, |_| Ok(false)).unwrap();
             assert!(w1.new);
             let (stream, info, xattrs) = repo
                 .load_file(&w1.checksum, gio::Cancellable::NONE)
@@ -328,7 +337,7 @@ mod tests {
                 assert_eq!(back, data);
             }
             // Present now: nothing is written twice.
-            let w2 = w.write(obj, |_| Ok(true)).unwrap();
+            let w2 = w.write(obj, &mut c, |_| Ok(true)).unwrap();
             assert!(!w2.new);
             assert_eq!(w2.checksum, w1.checksum);
         }

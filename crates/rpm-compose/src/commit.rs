@@ -65,6 +65,33 @@ struct Leaf {
     symlink: Option<String>,
 }
 
+impl Leaf {
+    /// Its bytes: the file's content, nothing for a symlink.
+    fn read(&self, root: &Path) -> anyhow::Result<Vec<u8>> {
+        match &self.symlink {
+            Some(_) => Ok(Vec::new()),
+            None => archive::read_file(&root.join(&self.rel)),
+        }
+    }
+
+    /// It as a content object with `data` from [`Leaf::read`].
+    fn object<'a>(
+        &'a self,
+        owner: (u32, u32),
+        xattrs: &'a [(Vec<u8>, Vec<u8>)],
+        data: &'a [u8],
+    ) -> archive::Object<'a> {
+        archive::Object {
+            uid: owner.0,
+            gid: owner.1,
+            mode: self.mode,
+            symlink: self.symlink.as_deref(),
+            xattrs,
+            data,
+        }
+    }
+}
+
 /// Commits `root` as `spec` says; `meta` gives owners and capabilities.
 pub fn commit(
     repo: &ostree::Repo,
@@ -114,8 +141,10 @@ pub fn commit(
             stats: ComposeStats {
                 metadata_objects_total: stats.get_metadata_objects_total() as u64,
                 metadata_objects_written: stats.get_metadata_objects_written() as u64,
-                content_objects_total: stats.get_content_objects_total() as u64
-                    + counts.objects.load(Ordering::Relaxed),
+                // Both write paths ask `has_object` first, so libostree
+                // never sees the objects already present: the total is one
+                // content object per regular file or symlink of the tree.
+                content_objects_total: leaves.len() as u64,
                 content_objects_written: stats.get_content_objects_written() as u64
                     + counts.objects.load(Ordering::Relaxed),
                 content_bytes_written: stats.get_content_bytes_written()
@@ -213,7 +242,7 @@ impl Xattrs {
 
     /// The `a(ayay)` ostree records for `tree_path` (empty for most).
     fn variant(&self, tree_path: &str) -> glib::Variant {
-        self.pairs(tree_path).to_vec().to_variant()
+        archive::xattrs_variant(self.pairs(tree_path))
     }
 
     /// The same as `(name, value)` pairs.
@@ -277,26 +306,31 @@ fn write_contents(
             let repo = repo.clone();
             let (next, results, direct, counts, progress) =
                 (&next, &results, &direct, &counts, &progress);
-            s.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(leaf) = leaves.get(i) else { break };
-                let tree_path = format!("/{}", leaf.rel);
-                let owner = owner(meta, &tree_path);
-                let r = match direct {
-                    Some(w) if leaf.size <= archive::MAX_DIRECT => write_direct(
-                        &repo,
-                        w,
-                        root,
-                        leaf,
-                        owner,
-                        xattrs.pairs(&tree_path),
-                        counts,
-                    ),
-                    _ => write_one(&repo, root, leaf, owner, &xattrs.variant(&tree_path)),
+            s.spawn(move || {
+                // One compressor per worker, reused for every object.
+                let mut compressor = direct.as_ref().map(archive::ArchiveWriter::compressor);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(leaf) = leaves.get(i) else { break };
+                    let tree_path = format!("/{}", leaf.rel);
+                    let owner = owner(meta, &tree_path);
+                    let r = match (direct, compressor.as_mut()) {
+                        (Some(w), Some(c)) if leaf.size <= archive::MAX_DIRECT => write_direct(
+                            &repo,
+                            w,
+                            c,
+                            root,
+                            leaf,
+                            owner,
+                            xattrs.pairs(&tree_path),
+                            counts,
+                        ),
+                        _ => write_one(&repo, root, leaf, owner, xattrs.pairs(&tree_path)),
+                    }
+                    .with_context(|| format!("writing {tree_path} into the repository"));
+                    results.lock().expect("no worker panics")[i] = Some(r);
+                    progress.inc(1);
                 }
-                .with_context(|| format!("writing {tree_path} into the repository"));
-                results.lock().expect("no worker panics")[i] = Some(r);
-                progress.inc(1);
             });
         }
     });
@@ -317,28 +351,20 @@ pub(crate) struct DirectCounts {
     bytes: AtomicU64,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_direct(
     repo: &ostree::Repo,
     w: &archive::ArchiveWriter,
+    compressor: &mut libdeflater::Compressor,
     root: &Path,
     leaf: &Leaf,
     owner: (u32, u32),
     xattrs: &[(Vec<u8>, Vec<u8>)],
     counts: &DirectCounts,
 ) -> anyhow::Result<String> {
-    let data = match &leaf.symlink {
-        Some(_) => Vec::new(),
-        None => archive::read_file(&root.join(&leaf.rel))?,
-    };
-    let obj = archive::Object {
-        uid: owner.0,
-        gid: owner.1,
-        mode: leaf.mode,
-        symlink: leaf.symlink.as_deref(),
-        xattrs,
-        data: &data,
-    };
-    let written = w.write(&obj, |sum| {
+    let data = leaf.read(root)?;
+    let obj = leaf.object(owner, xattrs, &data);
+    let written = w.write(&obj, compressor, |sum| {
         Ok(repo.has_object(ostree::ObjectType::File, sum, gio::Cancellable::NONE)?)
     })?;
     if written.new {
@@ -348,39 +374,39 @@ fn write_direct(
     Ok(written.checksum)
 }
 
+/// Writes one leaf through libostree: into a repository that is not an
+/// archive, or a file too large for [`write_direct`].
+///
+/// Each file is read once. Up to [`archive::MAX_DIRECT`] it is held in
+/// memory, checksummed (the checksum does not depend on the repository's
+/// mode) and handed over only when the repository lacks it; a larger file
+/// is streamed straight in and libostree checksums it on the way.
 fn write_one(
     repo: &ostree::Repo,
     root: &Path,
     leaf: &Leaf,
     owner: (u32, u32),
-    xattrs: &glib::Variant,
+    xattrs: &[(Vec<u8>, Vec<u8>)],
 ) -> anyhow::Result<String> {
     let cancel = gio::Cancellable::NONE;
-    let info = file_info(leaf.mode, leaf.size, owner, leaf.symlink.as_deref());
-    let open = || -> anyhow::Result<gio::InputStream> {
-        Ok(match &leaf.symlink {
-            Some(_) => gio::MemoryInputStream::new().upcast(),
-            None => gio::File::for_path(root.join(&leaf.rel))
-                .read(cancel)?
-                .upcast(),
-        })
-    };
-    let input = open()?;
-    let sum = ostree::checksum_file_from_input(
-        &info,
-        Some(xattrs),
-        leaf.symlink.is_none().then_some(&input),
-        ostree::ObjectType::File,
-        cancel,
-    )
-    .map_err(|e| anyhow!("checksumming: {e}"))?
-    .to_hex();
-    if repo.has_object(ostree::ObjectType::File, &sum, cancel)? {
+    let xattrs_v = archive::xattrs_variant(xattrs);
+    if leaf.symlink.is_some() || leaf.size <= archive::MAX_DIRECT {
+        let data = leaf.read(root)?;
+        let sum = archive::ArchiveWriter::checksum(&leaf.object(owner, xattrs, &data));
+        if repo.has_object(ostree::ObjectType::File, &sum, cancel)? {
+            return Ok(sum);
+        }
+        let info = file_info(leaf.mode, data.len() as u64, owner, leaf.symlink.as_deref());
+        let input = gio::MemoryInputStream::from_bytes(&glib::Bytes::from_owned(data));
+        let (stream, len) =
+            ostree::raw_file_to_content_stream(&input, &info, Some(&xattrs_v), cancel)?;
+        repo.write_content(Some(&sum), &stream, len, cancel)?;
         return Ok(sum);
     }
-    let (stream, len) = ostree::raw_file_to_content_stream(&open()?, &info, Some(xattrs), cancel)?;
-    repo.write_content(Some(&sum), &stream, len, cancel)?;
-    Ok(sum)
+    let info = file_info(leaf.mode, leaf.size, owner, None);
+    let input = gio::File::for_path(root.join(&leaf.rel)).read(cancel)?;
+    let (stream, len) = ostree::raw_file_to_content_stream(&input, &info, Some(&xattrs_v), cancel)?;
+    Ok(repo.write_content(None, &stream, len, cancel)?.to_hex())
 }
 
 /// Assembles the directory tree from the content checksums, writing one
@@ -420,4 +446,43 @@ fn build_tree(
         trees[leaf.dir].replace_file(&leaf.name, sum)?;
     }
     Ok(trees.swap_remove(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both libostree paths give the checksum the direct writer computes:
+    /// in memory up to `MAX_DIRECT`, streamed beyond it.
+    #[test]
+    fn write_one_checksums_like_the_direct_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = ostree::Repo::new_for_path(dir.path().join("repo"));
+        repo.create(ostree::RepoMode::BareUser, gio::Cancellable::NONE)
+            .unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let caps = vec![(b"security.capability\0".to_vec(), vec![1, 0, 0, 2])];
+        for (name, size) in [("small", 5_000u64), ("large", archive::MAX_DIRECT + 1)] {
+            let f = fs::File::create(root.join(name)).unwrap();
+            f.set_len(size).unwrap();
+            let leaf = Leaf {
+                rel: name.to_string(),
+                dir: 0,
+                name: name.to_string(),
+                mode: 0o100755,
+                size,
+                symlink: None,
+            };
+            repo.prepare_transaction(gio::Cancellable::NONE).unwrap();
+            let sum = write_one(&repo, &root, &leaf, (0, 0), &caps).unwrap();
+            repo.commit_transaction(gio::Cancellable::NONE).unwrap();
+            let data = vec![0u8; size as usize];
+            let expected = archive::ArchiveWriter::checksum(&leaf.object((0, 0), &caps, &data));
+            assert_eq!(sum, expected, "{name}");
+            assert!(repo
+                .has_object(ostree::ObjectType::File, &sum, gio::Cancellable::NONE)
+                .unwrap());
+        }
+    }
 }

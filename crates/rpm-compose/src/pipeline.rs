@@ -1,5 +1,5 @@
-//! Reading packages ahead of the tree writer: decompression and digest
-//! checks run on worker threads while the main thread lays packages down
+//! Reading packages ahead of the tree writer: reading and decompression
+//! run on worker threads while the main thread lays packages down
 //! and runs their scriptlets strictly in install order.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use crate::unpack::Loaded;
 const AHEAD: usize = 3;
 
 /// Calls `each` with every package, loaded, in the order given. Loading
-/// runs on `workers` threads at most [`AHEAD`] packages ahead; the first
+/// runs on `workers` threads (no more than [`AHEAD`]) at most [`AHEAD`] packages ahead; the first
 /// error (loading or from `each`) stops everything and is returned.
 pub fn in_order(
     jobs: &[(PathBuf, String)],
@@ -32,7 +32,8 @@ pub fn in_order(
     });
     let cv = Condvar::new();
     std::thread::scope(|s| {
-        for _ in 0..workers.max(1) {
+        // More than AHEAD workers could never all be busy.
+        for _ in 0..workers.clamp(1, AHEAD) {
             s.spawn(|| loop {
                 let i = {
                     let mut st = state.lock().expect("no panics");

@@ -80,7 +80,7 @@ pub fn fetch_repomd(fetcher: &Fetcher, repo: &RepoConfig) -> anyhow::Result<Fetc
         parse_repomd(&bytes).with_context(|| format!("{}: repodata/repomd.xml", what()))?;
     Ok(FetchedRepomd {
         repomd,
-        sha256: file_details::digest_bytes(&bytes).sha256,
+        sha256: file_details::sha256_hex(&bytes),
     })
 }
 

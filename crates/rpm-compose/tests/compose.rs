@@ -701,11 +701,8 @@ fn payload_that_escapes_the_root_is_refused() {
 #[test]
 fn tree_is_exactly_what_ostree_commit_makes_of_its_checkout() {
     require!("ostree");
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { geteuid() } != 0 {
-        eprintln!("SKIPPED: a checkout that keeps owners and capabilities needs root");
-        return;
-    }
+    // A checkout that keeps owners and capabilities needs root.
+    testkit::require_root!();
     let s = Setup::fixture();
     let doc = s.compose(&[]).ok().json();
     let ours = compose_entry(&doc)["content_checksum"]
@@ -733,10 +730,6 @@ fn tree_is_exactly_what_ostree_commit_makes_of_its_checkout() {
         show.contains(&format!("ContentChecksum:  {ours}")),
         "ours {ours}, ostree's:\n{show}"
     );
-}
-
-extern "C" {
-    fn geteuid() -> u32;
 }
 
 #[test]

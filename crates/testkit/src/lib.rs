@@ -30,6 +30,27 @@ macro_rules! require {
     };
 }
 
+/// Returns from the calling test with a printed reason unless it runs as
+/// root (ostree admin deploy, file owners, bubblewrap as root).
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::is_root() {
+            eprintln!("SKIPPED {}: needs root (CI runs as root)", module_path!());
+            return;
+        }
+    };
+}
+
+/// True when the process runs as root.
+pub fn is_root() -> bool {
+    extern "C" {
+        fn geteuid() -> u32;
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { geteuid() == 0 }
+}
+
 /// True when `prog` is on PATH.
 pub fn have(prog: &str) -> bool {
     std::env::var_os("PATH")

@@ -1,7 +1,9 @@
-//! `cargo xtask bench crawl`: `mm-crawl scan` against `find ROOT -type f |
-//! wc -l` on a generated 400,000-file tree (40 yum, 4 ostree repos), and
-//! `mm-crawl mirrors` against 300 simulated mirror hosts on 127.0.0.1 with
-//! 50–200 ms of latency per response, 44 repos each.
+//! `cargo xtask bench crawl`: `mm-crawl scan` against `find ROOT -path
+//! '*/objects' -prune -o -type f -print | wc -l` (the same walk: ostree
+//! `objects/` skipped) on a generated 400,000-file tree (40 yum, 4 ostree
+//! repos), and `mm-crawl mirrors` against 300 simulated mirror hosts on
+//! 127.0.0.1 with 50–200 ms of latency per response, 44 repos each; one
+//! more untimed crawl must find every host `ok` and every repo `up2date`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use releng_manifest::ScanSection;
 
 use super::{median, ms, time};
 use crate::{root, run};
@@ -42,7 +45,12 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
     let scan_json = dir.join("scan.json");
 
     let mut find = Command::new("sh");
-    find.args(["-c", &format!("find '{tree_s}' -type f | wc -l")]);
+    // mm-crawl does not descend into ostree `objects/` (tests/scan.rs
+    // compares the same way): neither does the baseline.
+    find.args([
+        "-c",
+        &format!("find '{tree_s}' -path '*/objects' -prune -o -type f -print | wc -l"),
+    ]);
     let mut cold = Command::new(&ours);
     cold.args(["scan", "-q", "--root", tree_s]);
     let mut rescan = Command::new(&ours);
@@ -60,10 +68,10 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
     )?;
     std::fs::write(&scan_json, &out)?;
     let doc: serde_json::Value = serde_json::from_slice(&out)?;
-    let repos = doc["payload"]["scan"]["repos"]
-        .as_array()
-        .map_or(0, Vec::len);
-    let files = doc["payload"]["scan"]["files"].as_u64().unwrap_or(0);
+    let scan: ScanSection = serde_json::from_value(doc["payload"]["scan"].clone())
+        .context("the scan manifest's payload.scan")?;
+    let repos = scan.repos.len();
+    let files = scan.files;
 
     let (mut t_find, mut t_cold, mut t_rescan) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -82,7 +90,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
          {files} files walked, objects/ skipped), {runs} runs each, medians",
         YUM_REPOS * (YUM_FILES + 1) + OSTREE_REPOS * OBJECT_FILES
     );
-    println!("  find -type f | wc -l  {:>9.1} ms", ms(m_find));
+    println!("  find (objects/ pruned) {:>8.1} ms", ms(m_find));
     println!("  mm-crawl scan (cold)  {:>9.1} ms", ms(m_cold));
     println!(
         "  mm-crawl scan (state) {:>9.1} ms  (target <= 2000 ms)",
@@ -91,7 +99,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
     println!("  cold / find           {ratio:>9.3}x  (target <= 1.5x)");
 
     // The crawl: one in-process server standing in for 300 hosts.
-    let server = Server::start(&tree, &doc)?;
+    let server = Server::start(&tree, &scan)?;
     let mirrors = dir.join("mirrors.toml");
     let mut text = String::new();
     for h in 0..HOSTS {
@@ -101,17 +109,23 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         ));
     }
     std::fs::write(&mirrors, text)?;
-    let mut crawl = Command::new(&ours);
-    crawl
-        .args(["mirrors", "-q", "--mirrors"])
-        .arg(&mirrors)
-        .arg("--manifest")
-        .arg(&scan_json);
+    let crawl_cmd = || {
+        let mut c = Command::new(&ours);
+        c.args(["mirrors", "-q", "--mirrors"])
+            .arg(&mirrors)
+            .arg("--manifest")
+            .arg(&scan_json);
+        c
+    };
+    let mut crawl = crawl_cmd();
     let mut t_crawl = Vec::new();
     for _ in 0..runs.min(3) {
         t_crawl.push(time(&mut crawl)?);
     }
     let m_crawl = median(&mut t_crawl);
+    let requests = server.requests.load(Ordering::Relaxed);
+    // Untimed: a crawl that failed fast must not pass as a fast one.
+    check_crawl(&run::output(&mut crawl_cmd())?)?;
     let max_conc = server.max_per_host();
     println!(
         "crawl: {HOSTS} hosts x {} repos on 127.0.0.1, 50-200 ms per response, {} runs, median",
@@ -122,10 +136,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         "  mm-crawl mirrors      {:>9.1} ms  (target <= 10000 ms)",
         ms(m_crawl)
     );
-    println!(
-        "  requests served       {:>9}",
-        server.requests.load(Ordering::Relaxed)
-    );
+    println!("  requests served       {requests:>9}");
     println!("  max concurrent/host   {max_conc:>9}  (target <= 2)");
     if max_conc > 2 {
         bail!("a host saw {max_conc} concurrent requests");
@@ -150,6 +161,35 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         "wrote {}",
         out.strip_prefix(&root).unwrap_or(&out).display()
     );
+    Ok(())
+}
+
+/// Checks an untimed crawl's manifest: all hosts `ok`, every repo of each
+/// `up2date`.
+fn check_crawl(out: &[u8]) -> anyhow::Result<()> {
+    let m: serde_json::Value = serde_json::from_slice(out).context("the crawl's manifest")?;
+    let hosts = m["payload"]["mirrors"]["hosts"]
+        .as_array()
+        .context("the crawl's manifest has no payload.mirrors.hosts")?;
+    if hosts.len() != HOSTS {
+        bail!("crawl: {} hosts, expected {HOSTS}", hosts.len());
+    }
+    let want = YUM_REPOS + OSTREE_REPOS;
+    for h in hosts {
+        if h["state"] != "ok" {
+            bail!("crawl: host {} is {}, expected ok", h["name"], h["state"]);
+        }
+        let repos = h["repos"].as_array().map_or(&[][..], Vec::as_slice);
+        let up = repos.iter().filter(|r| r["status"] == "up2date").count();
+        if repos.len() != want || up != want {
+            bail!(
+                "crawl: host {}: {up} of {} repos up2date, expected {want} of {want}",
+                h["name"],
+                repos.len()
+            );
+        }
+    }
+    eprintln!("crawl check: {HOSTS} hosts ok, {want} repos up2date each");
     Ok(())
 }
 
@@ -222,20 +262,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(tree: &Path, doc: &serde_json::Value) -> anyhow::Result<Server> {
+    fn start(tree: &Path, scan: &ScanSection) -> anyhow::Result<Server> {
         let mut files = HashMap::new();
-        for r in doc["payload"]["scan"]["repos"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let path = r["path"].as_str().unwrap_or(".");
-            let md = if r["kind"] == "yum" {
-                "repodata/repomd.xml"
-            } else {
-                "summary"
-            };
-            let rel = format!("{path}/{md}");
+        for r in &scan.repos {
+            let rel = r.metadata_path();
             files.insert(rel.clone(), Arc::new(std::fs::read(tree.join(&rel))?));
         }
         let files = Arc::new(files);

@@ -104,9 +104,12 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         ),
     ];
     // Warm both up (and check they answer) before measuring.
-    for (_, a, b) in &cases {
-        wrk(a, 2)?;
-        wrk(b, 2)?;
+    for (name, a, b) in &cases {
+        for (who, url) in [("metalink-emit", a), ("nginx", b)] {
+            if wrk(url, 2)?.errors > 0 {
+                bail!("{name}: {who} answers {url} with errors");
+            }
+        }
     }
     let mut report = Vec::new();
     let mut text = String::new();
@@ -128,7 +131,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         }
         let (m, t) = (median(&mut mine), median(&mut them));
         let ratio = m.rps / t.rps;
-        ok &= ratio >= 0.5 && m.p99_ms <= 10.0 && m.errors == 0;
+        ok &= ratio >= 0.5 && m.p99_ms <= 10.0 && m.errors == 0 && t.errors == 0;
         writeln!(
             text,
             "  {name:<24} {:>10.0} {:>9.2} {:>10.0} {:>9.2} {:>6.2}x",
@@ -291,7 +294,11 @@ fn start_nginx(dir: &Path, www: &Path) -> anyhow::Result<(Proc, u16)> {
     let conf = prefix.join("nginx.conf");
     // Two workers for two cores; keep-alive without a request cap, as wrk
     // keeps its connections; a buffered access log, as serve's.
-    let user = if is_root() { "user root;\n" } else { "" };
+    let user = if testkit::is_root() {
+        "user root;\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &conf,
         format!(
@@ -325,15 +332,6 @@ fn start_nginx(dir: &Path, www: &Path) -> anyhow::Result<(Proc, u16)> {
         std::thread::sleep(Duration::from_millis(50));
     }
     bail!("nginx did not listen on port {port}")
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 /// Runs wrk against `url` for `secs` seconds.

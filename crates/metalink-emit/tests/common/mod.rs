@@ -150,9 +150,7 @@ pub fn manifest(repos: Vec<ScanRepo>, hosts: Vec<MirrorHost>) -> Vec<u8> {
 
 /// Replaces `path` with `bytes` atomically, as the pipeline's `--output`.
 pub fn replace(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).unwrap();
-    fs::rename(&tmp, path).unwrap();
+    releng_manifest::write_atomic(path, |f| f.write_all(bytes)).unwrap();
 }
 
 /// `metalink-emit serve` on a free port, its stderr collected.
@@ -225,15 +223,58 @@ impl Serve {
 
     /// Waits until the log holds `what`.
     pub fn wait_log(&self, what: &str, limit: Duration) -> bool {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if self.log().contains(what) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+        wait_until(limit, || self.log().contains(what))
     }
+
+    /// Waits until `what` appears in the log more than `seen` times.
+    pub fn wait_log_more(&self, what: &str, seen: usize, limit: Duration) -> bool {
+        wait_until(limit, || self.log().matches(what).count() > seen)
+    }
+}
+
+/// Polls `ok` every 50 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A metadata file with fake digests.
+pub fn fake_file(name: &str) -> MetadataFile {
+    MetadataFile {
+        name: name.to_string(),
+        details: FileDetails::from_bytes(name.as_bytes(), 1_795_000_000),
+        timestamp: 1_795_000_000,
+    }
+}
+
+/// A yum and an ostree repository with fake digests, and the verdict
+/// list of a mirror up to date for both.
+pub fn two_repos() -> (Vec<ScanRepo>, [(&'static str, RepoStatus); 2]) {
+    let repos = vec![
+        scan_repo(
+            "fedora/x86_64/os",
+            RepoKind::Yum,
+            "fedora",
+            fake_file("repomd.xml"),
+        ),
+        scan_repo(
+            "atomic/repo",
+            RepoKind::Ostree,
+            "fedora-atomic",
+            fake_file("summary"),
+        ),
+    ];
+    let both = [
+        ("fedora/x86_64/os", RepoStatus::Up2date),
+        ("atomic/repo", RepoStatus::Up2date),
+    ];
+    (repos, both)
 }
 
 /// A response as [`get`] returns it.

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use testkit::http::{free_port, Server};
 use testkit::{assert_valid_manifest, ostree, tempdir, tool};
 
 pub fn s(p: &Path) -> String {
@@ -184,7 +185,7 @@ pub fn answer(conn: TcpStream, mode: Mode, seen: &Seen) {
         let rel = path.strip_prefix("/pub/").unwrap_or("");
         match std::fs::read(dir.join(rel)) {
             Ok(body) => {
-                let etag = format!("\"{}\"", &sha256_bytes(&body)[..16]);
+                let etag = format!("\"{}\"", &file_details::sha256_hex(&body)[..16]);
                 if if_none_match.as_deref() == Some(etag.as_str()) {
                     seen.not_modified.fetch_add(1, Ordering::SeqCst);
                     let _ = write!(w, "HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n\r\n");
@@ -206,13 +207,6 @@ pub fn answer(conn: TcpStream, mode: Mode, seen: &Seen) {
     }
 }
 
-pub fn sha256_bytes(b: &[u8]) -> String {
-    let d = tempdir();
-    let p = d.path().join("f");
-    std::fs::write(&p, b).unwrap();
-    sha256sum(&p)
-}
-
 pub fn mirrors_toml(hosts: &[(&str, &str)]) -> String {
     hosts
         .iter()
@@ -232,12 +226,9 @@ pub fn copy_tree(from: &Path, to: &Path) {
     assert!(st.success());
 }
 
-pub fn rsync_daemon(dir: &Path, tmp: &Path) -> (std::process::Child, String) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// An rsync daemon serving `dir` as module `pub`; killed when dropped.
+pub fn rsync_daemon(dir: &Path, tmp: &Path) -> Server {
+    let port = free_port();
     let conf = tmp.join("rsyncd.conf");
     std::fs::write(
         &conf,
@@ -248,21 +239,16 @@ pub fn rsync_daemon(dir: &Path, tmp: &Path) -> (std::process::Child, String) {
         ),
     )
     .unwrap();
-    let child = Command::new("rsync")
-        .args(["--daemon", "--no-detach", "--address", "127.0.0.1"])
+    let mut cmd = Command::new("rsync");
+    cmd.args(["--daemon", "--no-detach", "--address", "127.0.0.1"])
         .arg(format!("--port={port}"))
-        .arg(format!("--config={}", s(&conf)))
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "rsync daemon did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, format!("rsync://127.0.0.1:{port}/pub"))
+        .arg(format!("--config={}", s(&conf)));
+    Server::start(cmd, port)
+}
+
+/// The `pub` module of an [`rsync_daemon`].
+pub fn rsync_url(d: &Server) -> String {
+    format!("rsync://127.0.0.1:{}/pub", d.port)
 }
 
 pub fn crawl(doc: &Value, mfile: &Path, state: &Path, extra: &[&str]) -> Value {

@@ -12,14 +12,7 @@ use testkit::{fixtures, run, source_fixtures, tempdir, Run};
 
 pub const DATE: &str = "20261127";
 
-/// True when the tests run as root (qcow2-build needs it).
-pub fn is_root() -> bool {
-    extern "C" {
-        fn geteuid() -> u32;
-    }
-    // SAFETY: geteuid cannot fail.
-    unsafe { geteuid() == 0 }
-}
+pub use testkit::is_root;
 
 /// A temporary RELENG_ROOT.
 pub struct Root {
