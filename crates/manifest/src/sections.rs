@@ -184,6 +184,12 @@ pub struct ComposeStats {
     pub packages_downloaded: u64,
     /// RPMs found, verified, in the download cache.
     pub packages_cached: u64,
+    /// Packages whose payload this run decompressed.
+    #[serde(default)]
+    pub packages_unpacked: u64,
+    /// Packages laid down by hard links from the unpacked-package cache.
+    #[serde(default)]
+    pub packages_linked: u64,
 }
 
 /// A package whose version changed between two composes.

@@ -149,8 +149,7 @@ pub fn commit(
                     + counts.objects.load(Ordering::Relaxed),
                 content_bytes_written: stats.get_content_bytes_written()
                     + counts.bytes.load(Ordering::Relaxed),
-                packages_downloaded: 0,
-                packages_cached: 0,
+                ..ComposeStats::default()
             },
         })
     })();

@@ -15,7 +15,8 @@ use releng_manifest::{BadInput, ComposeEntry, ComposePackage, ComposeRepo, Compo
 use crate::changes::{self, Previous};
 use crate::fetch::Fetcher;
 use crate::lock::{self, StagingRoot};
-use crate::unpack::{Root, UnpackOptions};
+use crate::pkgcache::PkgCache;
+use crate::unpack::{Loaded, Root, UnpackOptions};
 use crate::{
     commit, download, metadata, pipeline, postprocess, repofile, rpmdb, rpmmd, scriptlets, solve,
     treefile,
@@ -46,9 +47,11 @@ pub struct Options {
     /// Move the ref (false when the caller writes it, as pungi does with
     /// `--write-commitid-to`).
     pub update_ref: bool,
-    /// Where to assemble the tree (default: /dev/shm when roomy, else the
-    /// cache).
+    /// Where to assemble the tree (default: the cache with the package
+    /// cache, else /dev/shm when roomy, else the cache).
     pub tmpdir: Option<PathBuf>,
+    /// Keep unpacked packages in the cache and hard-link them in.
+    pub pkgcache: bool,
 }
 
 /// Runs a compose and describes it for the manifest.
@@ -194,17 +197,50 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
 
     // RPMs hold their payloads compressed about fourfold.
     let expected: u64 = pkgs.iter().map(|p| p.download_size).sum::<u64>() * 5;
-    let base = o
-        .tmpdir
-        .clone()
-        .unwrap_or_else(|| lock::staging_base(expected, &o.cachedir));
+    let pkgcache = o
+        .pkgcache
+        .then(|| PkgCache::open(&o.cachedir))
+        .transpose()?;
+    let base = match (&o.tmpdir, &pkgcache) {
+        (Some(dir), _) => dir.clone(),
+        // Hard links reach only within one filesystem.
+        (None, Some(_)) => o.cachedir.clone(),
+        (None, None) => lock::staging_base(expected, &o.cachedir),
+    };
+    let pkgcache = pkgcache.filter(|c| {
+        let same = c.same_filesystem(&base);
+        if !same {
+            log::info!(
+                "{}: not on the filesystem of the package cache; unpacking every package",
+                base.display()
+            );
+        }
+        same
+    });
     let staging = StagingRoot::new(&base)?;
     let mut root = Root::new(staging.path());
-    install(&mut root, &tf, &pkgs, &dl.paths)?;
+    if let Some(cache) = &pkgcache {
+        root = root.with_dir_pool(cache.dir_pool()?);
+    }
+    let shas: Vec<String> = entry
+        .packages
+        .iter()
+        .map(|p| p.sha256.clone().unwrap_or_default())
+        .collect();
+    install(&mut root, &tf, &pkgs, &dl.paths, &shas, pkgcache.as_ref())?;
     log::debug!("installed: {:?}", started.elapsed());
     let root_dir = root.dir().to_path_buf();
     postprocess::finalize(&root_dir, &mut root.meta)?;
     log::debug!("post-processed: {:?}", started.elapsed());
+    if let Some(cache) = &pkgcache {
+        let evicted = cache.check(&root.witness)?;
+        cache.publish()?;
+        log::debug!(
+            "package cache: {} links checked, {evicted} entries dropped: {:?}",
+            root.witness.len(),
+            started.elapsed()
+        );
+    }
 
     let version = tf.automatic_version_prefix.as_deref().map(|prefix| {
         metadata::next_version(prefix, previous.as_ref().and_then(|p| p.version.as_deref()))
@@ -239,6 +275,7 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
             .map(|v| format!(" (version {v})"))
             .unwrap_or_default()
     );
+    log::debug!("committed: {:?}", started.elapsed());
     entry.commit = Some(done.commit);
     entry.parent = parent;
     entry.content_checksum = Some(done.content_checksum);
@@ -246,11 +283,26 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
     entry.timestamp = Some(timestamp);
     entry.changed = true;
     entry.mode = "commit".into();
+    let (linked, unpacked) = match &pkgcache {
+        Some(c) => c.counts(),
+        None => (0, pkgs.len() as u64),
+    };
     entry.stats = ComposeStats {
         packages_downloaded: dl.fetched,
         packages_cached: dl.cached,
+        packages_unpacked: unpacked,
+        packages_linked: linked,
         ..done.stats
     };
+    if let Some(cache) = &pkgcache {
+        if let Some(pool) = root.dir_pool() {
+            // Best effort: what is left is removed with the staging root.
+            if let Err(e) = pool.recycle(&root_dir) {
+                log::debug!("recycling the tree's directories: {e}");
+            }
+        }
+        cache.prune(&shas.into_iter().collect());
+    }
     entry.duration_s = started.elapsed().as_secs_f64();
     Ok(entry)
 }
@@ -262,36 +314,44 @@ fn install(
     tf: &treefile::Treefile,
     pkgs: &[solv::Package],
     paths: &[PathBuf],
+    shas: &[String],
+    cache: Option<&PkgCache>,
 ) -> anyhow::Result<()> {
+    let started = Instant::now();
     let opts = UnpackOptions {
         documentation: tf.documentation,
         install_langs: tf.install_langs.clone(),
     };
     let mut files_by_pkg = HashMap::new();
     let mut posttrans = Vec::new();
-    let jobs: Vec<(PathBuf, String)> = paths
-        .iter()
-        .cloned()
-        .zip(pkgs.iter().map(solv::Package::nevra))
-        .collect();
+    let nevras: Vec<String> = pkgs.iter().map(solv::Package::nevra).collect();
+    let load = |i: usize| match cache {
+        Some(c) => {
+            let e = c.entry(&shas[i], &paths[i], &nevras[i])?;
+            Loaded::cached(&paths[i], &nevras[i], &shas[i], &e)
+        }
+        None => Loaded::read(&paths[i], &nevras[i]),
+    };
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .min(4);
     let mut names = pkgs.iter().map(|p| p.name.clone());
-    let progress = Progress::bar(jobs.len() as u64, "packages").with_prefix("installing");
-    pipeline::in_order(&jobs, workers, |loaded| {
+    let progress = Progress::bar(pkgs.len() as u64, "packages").with_prefix("installing");
+    pipeline::in_order(pkgs.len(), workers, load, |loaded| {
         let name = names.next().expect("one name per package");
         progress.message(&name);
         progress.inc(1);
         let nevra = loaded.nevra.clone();
         let scripts = loaded.scripts.clone();
         if let Some(s) = &scripts.pre {
+            root.before_script();
             scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;
         }
         let files = root.unpack(loaded, &opts)?;
         files_by_pkg.insert(name.clone(), files);
         if let Some(s) = &scripts.post {
+            root.before_script();
             scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;
         }
         if let Some(s) = scripts.posttrans {
@@ -299,14 +359,16 @@ fn install(
         }
         Ok(())
     })?;
+    root.before_script();
     for (name, nevra, s) in &posttrans {
         scriptlets::run(root.dir(), name, nevra, s, &tf.ignore_scripts)?;
     }
     progress.finish();
-    log::debug!("unpacked");
+    log::debug!("unpacked: {:?}", started.elapsed());
     rpmdb::write(root.dir(), paths, &opts)?;
-    log::debug!("rpmdb written");
+    log::debug!("rpmdb written: {:?}", started.elapsed());
     postprocess::treefile_edits(root.dir(), tf, &files_by_pkg)?;
+    root.before_script();
     postprocess::run_scripts(root.dir(), tf)
 }
 

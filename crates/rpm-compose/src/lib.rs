@@ -13,12 +13,14 @@ mod caps;
 mod changes;
 mod commit;
 mod compose;
+mod dirpool;
 mod download;
 mod fetch;
 mod lock;
 mod metadata;
 mod outputs;
 mod pipeline;
+mod pkgcache;
 mod postprocess;
 mod repofile;
 mod rpmdb;
@@ -66,10 +68,18 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub cachedir: Option<PathBuf>,
 
-    /// Where to assemble the tree [default: /dev/shm when it has room for
-    /// it, else the cache directory].
+    /// Where to assemble the tree [default: the cache directory, whose
+    /// unpacked packages are hard-linked in; with --no-pkgcache, /dev/shm
+    /// when it has room for the tree]. Outside the cache directory's
+    /// filesystem, every package is unpacked afresh.
     #[arg(long, value_name = "DIR")]
     pub tmpdir: Option<PathBuf>,
+
+    /// Do not keep unpacked packages in the cache directory: decompress
+    /// every package on every compose (saves the disk an unpacked tree
+    /// takes).
+    #[arg(long)]
+    pub no_pkgcache: bool,
 
     /// Architecture to compose for [default: this machine's].
     #[arg(long, value_name = "ARCH")]
@@ -134,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         previous_inputhash: args.previous_inputhash.clone(),
         update_ref: args.write_commitid_to.is_none(),
         tmpdir: args.tmpdir.clone(),
+        pkgcache: !args.no_pkgcache,
     })?;
     outputs::write(&entry, &args)?;
     manifest.push("composes", &entry)?;

@@ -31,11 +31,17 @@ fn flock(file: &File, blocking: bool) -> std::io::Result<bool> {
 /// Takes the repository's compose lock, waiting (and saying so) while
 /// another compose holds it.
 pub fn repo(path: &Path) -> anyhow::Result<Held> {
+    exclusive(path, "repository")
+}
+
+/// Takes an exclusive lock on the directory `path` (`what` it is, for the
+/// message), waiting while another compose holds it.
+pub fn exclusive(path: &Path, what: &str) -> anyhow::Result<Held> {
     let dir =
         File::open(path).with_context(|| format!("{}: cannot open to lock", path.display()))?;
     if !flock(&dir, false)? {
         log::info!(
-            "{}: another rpm-compose is running; waiting for it",
+            "{}: another rpm-compose is using this {what}; waiting for it",
             path.display()
         );
         flock(&dir, true)?;

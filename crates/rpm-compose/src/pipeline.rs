@@ -2,7 +2,6 @@
 //! run on worker threads while the main thread lays packages down
 //! and runs their scriptlets strictly in install order.
 
-use std::path::PathBuf;
 use std::sync::{Condvar, Mutex};
 
 use crate::unpack::Loaded;
@@ -10,12 +9,14 @@ use crate::unpack::Loaded;
 /// How many packages may wait decompressed: bounds memory to a few RPMs.
 const AHEAD: usize = 3;
 
-/// Calls `each` with every package, loaded, in the order given. Loading
-/// runs on `workers` threads (no more than [`AHEAD`]) at most [`AHEAD`] packages ahead; the first
-/// error (loading or from `each`) stops everything and is returned.
+/// Calls `each` with packages `0..count`, in order, each loaded by
+/// `load`. Loading runs on `workers` threads (no more than [`AHEAD`]) at
+/// most [`AHEAD`] packages ahead; the first error (loading or from
+/// `each`) stops everything and is returned.
 pub fn in_order(
-    jobs: &[(PathBuf, String)],
+    count: usize,
     workers: usize,
+    load: impl Fn(usize) -> anyhow::Result<Loaded> + Sync,
     mut each: impl FnMut(Loaded) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     struct State {
@@ -28,7 +29,7 @@ pub fn in_order(
         next: 0,
         consumed: 0,
         stop: false,
-        done: (0..jobs.len()).map(|_| None).collect(),
+        done: (0..count).map(|_| None).collect(),
     });
     let cv = Condvar::new();
     std::thread::scope(|s| {
@@ -37,23 +38,22 @@ pub fn in_order(
             s.spawn(|| loop {
                 let i = {
                     let mut st = state.lock().expect("no panics");
-                    while !st.stop && st.next < jobs.len() && st.next >= st.consumed + AHEAD {
+                    while !st.stop && st.next < count && st.next >= st.consumed + AHEAD {
                         st = cv.wait(st).expect("no panics");
                     }
-                    if st.stop || st.next >= jobs.len() {
+                    if st.stop || st.next >= count {
                         return;
                     }
                     st.next += 1;
                     st.next - 1
                 };
-                let (path, nevra) = &jobs[i];
-                let loaded = Loaded::read(path, nevra);
+                let loaded = load(i);
                 state.lock().expect("no panics").done[i] = Some(loaded);
                 cv.notify_all();
             });
         }
         let result = (|| {
-            for i in 0..jobs.len() {
+            for i in 0..count {
                 let loaded = {
                     let mut st = state.lock().expect("no panics");
                     while st.done[i].is_none() {

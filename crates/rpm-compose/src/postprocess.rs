@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context};
 
 use crate::treefile::Treefile;
-use crate::unpack::{checked_relative, InstalledFile, Meta};
+use crate::unpack::{checked_relative, replace_with, InstalledFile, Meta};
 
 /// Where the /var conversion writes its tmpfiles.d entries.
 const AUTOVAR: &str = "usr/lib/tmpfiles.d/rpm-compose-autovar.conf";
@@ -74,7 +74,7 @@ pub fn treefile_edits(
         let rel = checked_relative(dest).with_context(|| format!("add-files: `{dest}`"))?;
         let to = root.join(rel);
         fs::create_dir_all(to.parent().expect("has a parent"))?;
-        fs::copy(src, &to)
+        replace_with(&to, |tmp| fs::copy(src, tmp).map(drop))
             .with_context(|| format!("add-files: copying {} to {dest}", src.display()))?;
     }
     let wants = root.join("etc/systemd/system/multi-user.target.wants");
@@ -204,7 +204,7 @@ fn var_to_tmpfiles(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Res
     }
     let path = root.join(AUTOVAR);
     fs::create_dir_all(path.parent().expect("has a parent"))?;
-    fs::write(&path, text)?;
+    replace_with(&path, |tmp| fs::write(tmp, &text))?;
     meta.retain(|p, _| !p.starts_with("/var/"));
     Ok(())
 }

@@ -19,6 +19,9 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use rpm::{FileFlags, FileType, IndexTag};
 
+use crate::dirpool::DirPool;
+use crate::pkgcache;
+
 /// How many symlinks one path may pass through, as the kernel's limit.
 const MAX_SYMLINKS: usize = 40;
 
@@ -51,14 +54,27 @@ pub struct InstalledFile {
     pub tree_path: String,
 }
 
-/// A package read, verified and decompressed, ready to lay down: the
-/// expensive part, done off the thread that writes the tree.
+/// Where the bytes of one payload file come from.
+enum Content {
+    /// Nowhere: a hard link whose data another member of its set carries.
+    None,
+    /// Decompressed in memory.
+    Bytes(Vec<u8>),
+    /// A file of the package cache, linked into the tree.
+    Cached(PathBuf, pkgcache::CachedFile),
+}
+
+/// A package read and decompressed (or found in the package cache),
+/// ready to lay down: the expensive part, done off the thread that writes
+/// the tree.
 pub struct Loaded {
     /// `name-[epoch:]version-release.arch`, for messages.
     pub nevra: String,
-    files: Vec<rpm::RpmFile<'static>>,
+    files: Vec<(rpm::FileEntry<'static>, Content)>,
     /// Payload path → (device, inode): hard links share one.
     identity: HashMap<String, (u32, u32)>,
+    /// The package cache entry its content comes from (its sha256).
+    cache_key: Option<String>,
     /// Its install-time scriptlets.
     pub scripts: crate::scriptlets::Scripts,
 }
@@ -73,35 +89,78 @@ impl Loaded {
     pub fn read(rpm_path: &Path, nevra: &str) -> anyhow::Result<Loaded> {
         let pkg = rpm::Package::open(rpm_path)
             .with_context(|| format!("{nevra}: cannot read the RPM"))?;
-        let header = &pkg.metadata.header;
-        let devices = header
-            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
-            .unwrap_or_default();
-        let inodes = header
-            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
-            .unwrap_or_default();
-        let entries = pkg.metadata.get_file_entries().unwrap_or_default();
-        // Hard links share (device, inode); rpm's payload carries the data
-        // once, with the last member.
-        let mut identity = HashMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            if let (Some(d), Some(n)) = (devices.get(i), inodes.get(i)) {
-                identity.insert(e.path().to_string_lossy().into_owned(), (*d, *n));
-            }
-        }
-        let files = pkg
+        let mut files = Vec::new();
+        for f in pkg
             .files()
             .with_context(|| format!("{nevra}: cannot read the payload"))?
-            .map(|f| f.map(rpm::RpmFile::into_owned))
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("{nevra}: corrupt payload"))?;
+        {
+            let f = f.with_context(|| format!("{nevra}: corrupt payload"))?;
+            let entry = f.metadata.clone().into_owned();
+            files.push((
+                entry,
+                f.into_content().map_or(Content::None, Content::Bytes),
+            ));
+        }
         Ok(Loaded {
             nevra: nevra.to_string(),
             files,
-            identity,
+            identity: identities(&pkg.metadata),
+            cache_key: None,
             scripts: crate::scriptlets::from_metadata(&pkg.metadata),
         })
     }
+
+    /// The package whose payload is the cache entry `entry` (of the RPM
+    /// `rpm_path`, sha256 `sha256`): only the header is read.
+    pub fn cached(
+        rpm_path: &Path,
+        nevra: &str,
+        sha256: &str,
+        entry: &pkgcache::Entry,
+    ) -> anyhow::Result<Loaded> {
+        let metadata = rpm::PackageMetadata::open(rpm_path)
+            .with_context(|| format!("{nevra}: cannot read the RPM header"))?;
+        let files = metadata
+            .get_file_entries()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let content = match entry.files.get(&i) {
+                    Some(c) => Content::Cached(entry.file(i), c.clone()),
+                    None => Content::None,
+                };
+                (e.into_owned(), content)
+            })
+            .collect();
+        Ok(Loaded {
+            nevra: nevra.to_string(),
+            files,
+            identity: identities(&metadata),
+            cache_key: Some(sha256.to_string()),
+            scripts: crate::scriptlets::from_metadata(&metadata),
+        })
+    }
+}
+
+/// Payload path → (device, inode) of every file: hard links share one,
+/// and rpm's payload carries their data once, with the last member.
+fn identities(metadata: &rpm::PackageMetadata) -> HashMap<String, (u32, u32)> {
+    let header = &metadata.header;
+    let devices = header
+        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
+        .unwrap_or_default();
+    let inodes = header
+        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
+        .unwrap_or_default();
+    let entries = metadata.get_file_entries().unwrap_or_default();
+    let mut identity = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        if let (Some(d), Some(n)) = (devices.get(i), inodes.get(i)) {
+            identity.insert(e.path().to_string_lossy().into_owned(), (*d, *n));
+        }
+    }
+    identity
 }
 
 /// The tree being composed.
@@ -110,6 +169,13 @@ pub struct Root {
     /// Tree path → owner and caps, for every entry whose owner is not
     /// root:root or that has capabilities.
     pub meta: HashMap<String, Meta>,
+    /// Every link made from the package cache.
+    pub witness: pkgcache::Witness,
+    /// Where new directories come from, with the package cache.
+    dirs: Option<DirPool>,
+    /// Resolved parent directories, by payload parent path: valid until
+    /// a symlink is placed or a script runs.
+    parents: HashMap<PathBuf, PathBuf>,
     users: HashMap<String, u32>,
     groups: HashMap<String, u32>,
     warned: std::collections::HashSet<String>,
@@ -121,15 +187,47 @@ impl Root {
         Root {
             dir: dir.to_path_buf(),
             meta: HashMap::new(),
+            witness: Default::default(),
+            dirs: None,
+            parents: HashMap::new(),
             users: HashMap::new(),
             groups: HashMap::new(),
             warned: Default::default(),
         }
     }
 
+    /// Takes new directories from `pool` (see [`DirPool`]).
+    pub fn with_dir_pool(mut self, pool: DirPool) -> Root {
+        self.dirs = Some(pool);
+        self
+    }
+
+    /// The directory pool, to recycle the tree into when done.
+    pub fn dir_pool(&mut self) -> Option<&mut DirPool> {
+        self.dirs.as_mut()
+    }
+
+    /// Call before running a script in the tree: it may change anything
+    /// (see [`pkgcache::Witness::settle`]).
+    pub fn before_script(&mut self) {
+        self.witness.settle();
+        self.parents.clear();
+    }
+
     /// The directory holding the tree.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// A new, empty directory (mode 0755 until told otherwise).
+    fn make_dir(&mut self, at: &Path) -> std::io::Result<()> {
+        match &mut self.dirs {
+            Some(pool) => pool.make(at, 0o755),
+            None => {
+                fs::create_dir(at)?;
+                fs::set_permissions(at, fs::Permissions::from_mode(0o755))
+            }
+        }
     }
 
     /// Lays one loaded package into the tree.
@@ -142,17 +240,21 @@ impl Root {
             nevra,
             files,
             identity,
+            cache_key,
             ..
         } = pkg;
         let nevra = nevra.as_str();
+        // Noted once the package's own hard links are made, which move
+        // the ctimes of the cache files they link again.
+        let mut linked: Vec<(PathBuf, pkgcache::CachedFile)> = Vec::new();
         let mut landed_by_identity: HashMap<(u32, u32), PathBuf> = HashMap::new();
         let mut pending_links: Vec<(PathBuf, String, (u32, u32))> = Vec::new();
         let mut installed = Vec::new();
         let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
         let mut touched_accounts = false;
 
-        for file in files {
-            let m = &file.metadata;
+        for (m, content) in files {
+            let m = &m;
             let pkg_path = m.path().to_string_lossy().into_owned();
             let flags = m.flags();
             if flags.contains(FileFlags::GHOST) {
@@ -194,38 +296,76 @@ impl Root {
                         Ok(md) if md.file_type().is_symlink() => continue,
                         Ok(md) if md.is_dir() => {}
                         Ok(_) => bail!("{nevra}: `{pkg_path}` is a directory in the package but a file in the tree"),
-                        Err(_) => fs::create_dir(&target).with_context(|| format!("{nevra}: creating `{pkg_path}`"))?,
+                        Err(_) => self.make_dir(&target).with_context(|| format!("{nevra}: creating `{pkg_path}`"))?,
                     }
                     fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
                     dir_times.push((target.clone(), mtime));
                 }
-                FileType::Regular => match file.content() {
-                    Some(content) => {
-                        replace_with(&target, |tmp| {
-                            let mut f = fs::File::create(tmp)?;
-                            f.write_all(content)?;
-                            f.set_permissions(fs::Permissions::from_mode(mode))?;
-                            Ok(())
-                        })
-                        .with_context(|| format!("{nevra}: writing `{pkg_path}`"))?;
-                        set_mtime(&target, mtime, false);
+                FileType::Regular => {
+                    let landed = match content {
+                        Content::Bytes(data) => {
+                            self.place(&target, |at| {
+                                let mut f = fs::OpenOptions::new()
+                                    .write(true)
+                                    .create_new(true)
+                                    .open(at)?;
+                                f.write_all(&data)?;
+                                f.set_permissions(fs::Permissions::from_mode(mode))?;
+                                Ok(())
+                            })
+                            .with_context(|| format!("{nevra}: writing `{pkg_path}`"))?;
+                            set_mtime(&target, mtime, false);
+                            true
+                        }
+                        // Privileged bits are never in the cache: such a
+                        // file gets a copy of its own.
+                        Content::Cached(source, _) if mode & pkgcache::PRIVILEGED_BITS != 0 => {
+                            replace_with(&target, |tmp| {
+                                fs::copy(&source, tmp)?;
+                                fs::set_permissions(tmp, fs::Permissions::from_mode(mode))
+                            })
+                            .with_context(|| format!("{nevra}: copying `{pkg_path}`"))?;
+                            set_mtime(&target, mtime, false);
+                            true
+                        }
+                        Content::Cached(source, cached) => {
+                            self.place(&target, |at| fs::hard_link(&source, at))
+                                .with_context(|| format!("{nevra}: linking `{pkg_path}`"))?;
+                            linked.push((source, cached));
+                            true
+                        }
+                        Content::None => match identity.get(&pkg_path) {
+                            Some(id) => {
+                                pending_links.push((target.clone(), pkg_path.clone(), *id));
+                                false
+                            }
+                            None => bail!("{nevra}: `{pkg_path}` has no content in the payload"),
+                        },
+                    };
+                    if landed {
                         if let Some(id) = identity.get(&pkg_path) {
                             landed_by_identity.insert(*id, target.clone());
                         }
                     }
-                    None => match identity.get(&pkg_path) {
-                        Some(id) => pending_links.push((target.clone(), pkg_path.clone(), *id)),
-                        None => bail!("{nevra}: `{pkg_path}` has no content in the payload"),
-                    },
-                },
-                FileType::SymbolicLink => {
-                    let to = m
-                        .linkto()
-                        .ok_or_else(|| anyhow!("{nevra}: symlink `{pkg_path}` has no target"))?;
-                    replace_with(&target, |tmp| symlink(to, tmp))
-                        .with_context(|| format!("{nevra}: creating symlink `{pkg_path}`"))?;
-                    set_mtime(&target, mtime, true);
                 }
+                FileType::SymbolicLink => match content {
+                    // A symlink cannot be written through: it needs no
+                    // witness.
+                    Content::Cached(source, _) => {
+                        self.place(&target, |at| fs::hard_link(&source, at))
+                            .with_context(|| format!("{nevra}: linking symlink `{pkg_path}`"))?;
+                        self.parents.clear();
+                    }
+                    _ => {
+                        let to = m.linkto().ok_or_else(|| {
+                            anyhow!("{nevra}: symlink `{pkg_path}` has no target")
+                        })?;
+                        self.place(&target, |at| symlink(to, at))
+                            .with_context(|| format!("{nevra}: creating symlink `{pkg_path}`"))?;
+                        set_mtime(&target, mtime, true);
+                        self.parents.clear();
+                    }
+                },
                 _ => {
                     // Device nodes and FIFOs: ostree commits cannot hold them.
                     log::debug!("{nevra}: skipping special file {pkg_path}");
@@ -252,8 +392,15 @@ impl Root {
             let source = landed_by_identity.get(&id).ok_or_else(|| {
                 anyhow!("{nevra}: hard link `{pkg_path}` has no member with content")
             })?;
-            replace_with(&target, |tmp| fs::hard_link(source, tmp))
+            self.place(&target, |at| fs::hard_link(source, at))
                 .with_context(|| format!("{nevra}: linking `{pkg_path}`"))?;
+        }
+        if let Some(key) = &cache_key {
+            for (source, cached) in &linked {
+                self.witness
+                    .record(source, cached, key, nevra)
+                    .with_context(|| format!("{nevra}: {}", source.display()))?;
+            }
         }
         // Directory mtimes last: creating entries inside changed them.
         for (dir, mtime) in dir_times {
@@ -267,7 +414,17 @@ impl Root {
 
     /// Resolves the parent directories of `rel` inside the root, creating
     /// missing ones, following relative symlinks that stay inside.
-    fn resolve_parent(&self, rel: &Path) -> anyhow::Result<PathBuf> {
+    fn resolve_parent(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
+        let key = rel.parent().unwrap_or(Path::new(""));
+        if let Some(p) = self.parents.get(key) {
+            return Ok(p.clone());
+        }
+        let resolved = self.resolve_parent_uncached(rel)?;
+        self.parents.insert(key.to_path_buf(), resolved.clone());
+        Ok(resolved)
+    }
+
+    fn resolve_parent_uncached(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
         let mut queue: VecDeque<OsString> = rel
             .parent()
             .map(|p| {
@@ -293,7 +450,7 @@ impl Root {
             next.push(&c);
             match fs::symlink_metadata(&next) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    fs::create_dir(&next)?;
+                    self.make_dir(&next)?;
                     cur.push(c);
                 }
                 Err(e) => return Err(e.into()),
@@ -414,8 +571,30 @@ pub fn checked_relative(path: &str) -> anyhow::Result<PathBuf> {
 
 /// Creates the new entry under a temporary name beside `target` and
 /// renames it over whatever is there: a symlink at `target` is replaced,
-/// never written through.
-fn replace_with(
+/// never written through, and a file hard-linked from the package cache
+/// is never written into.
+impl Root {
+    /// Makes a new entry at `target` with `make`, which must fail with
+    /// `AlreadyExists` rather than touch an existing entry (link, symlink,
+    /// `create_new`): the common case, nothing there yet, costs one call;
+    /// when something is there, it is replaced as [`replace_with`] does.
+    fn place(
+        &mut self,
+        target: &Path,
+        make: impl Fn(&Path) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        match make(target) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // What it replaces may have been a directory symlink.
+                self.parents.clear();
+                replace_with(target, make)
+            }
+            r => r,
+        }
+    }
+}
+
+pub fn replace_with(
     target: &Path,
     make: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
@@ -436,7 +615,8 @@ fn replace_with(
     })
 }
 
-fn set_mtime(path: &Path, secs: i64, nofollow: bool) {
+/// Sets the mtime (and atime) of `path` to `secs`, best effort.
+pub fn set_mtime(path: &Path, secs: i64, nofollow: bool) {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return;
     };
@@ -472,7 +652,7 @@ mod tests {
     #[test]
     fn parents_follow_relative_links_and_refuse_escapes() {
         let d = tempfile::tempdir().unwrap();
-        let root = Root::new(d.path());
+        let mut root = Root::new(d.path());
         fs::create_dir_all(d.path().join("usr/bin")).unwrap();
         symlink("usr/bin", d.path().join("bin")).unwrap();
         let p = root.resolve_parent(Path::new("bin/sh")).unwrap();

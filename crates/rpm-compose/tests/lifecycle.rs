@@ -201,6 +201,14 @@ fn unchanged_inputs_make_no_commit_and_pungi_files_say_so() {
             .json(),
     );
     assert_eq!(forced["changed"], true);
+    // The first run unpacked every package; the forced one linked them
+    // all from the package cache and still made the same tree.
+    let n = first["packages"].as_array().unwrap().len() as u64;
+    assert_eq!(first["stats"]["packages_unpacked"], n, "{first}");
+    assert_eq!(first["stats"]["packages_linked"], 0, "{first}");
+    assert_eq!(forced["stats"]["packages_unpacked"], 0, "{forced}");
+    assert_eq!(forced["stats"]["packages_linked"], n, "{forced}");
+    assert_eq!(forced["content_checksum"], first["content_checksum"]);
     let fj: Value = serde_json::from_str(&fs::read_to_string(&forced_json).unwrap()).unwrap();
     // Every content object is in the repository already: none written,
     // yet the total still counts the whole tree.
@@ -211,6 +219,48 @@ fn unchanged_inputs_make_no_commit_and_pungi_files_say_so() {
         forced["pkgdiff"],
         serde_json::json!({"added": [], "removed": [], "upgraded": [], "downgraded": []})
     );
+}
+
+/// Packages are hard-linked from the package cache: a script that writes
+/// into one of their files in place writes into the cache. The compose
+/// must notice, drop that package from the cache, and so give the next
+/// compose the package's pristine file.
+#[test]
+fn a_script_writing_through_a_cached_file_does_not_poison_the_next_compose() {
+    require!("ostree");
+    require!("bwrap");
+    let w = Work::new();
+    let mut tf: Value =
+        serde_json::from_str(&fs::read_to_string(w.path("host.json")).unwrap()).unwrap();
+    tf["postprocess"] = serde_json::json!(["echo tampered >> /usr/bin/app"]);
+    w.treefile(&tf.to_string());
+    let app = |commit: &Value| {
+        ostree(&[
+            "cat",
+            "--repo",
+            &w.s("repo"),
+            commit.as_str().unwrap(),
+            "/usr/bin/app",
+        ])
+    };
+    // Pinned install times: the trees must be equal to the byte.
+    let pinned = |extra: &[&str]| {
+        testkit::run(
+            w.cmd("repo", extra).env("SOURCE_DATE_EPOCH", "1700000000"),
+            None,
+        )
+    };
+    let first = entry(&pinned(&[]).ok().json());
+    let text = app(&first["commit"]);
+    assert_eq!(text.matches("tampered").count(), 1, "{text}");
+    let second = entry(&pinned(&["--force-nocache"]).ok().json());
+    let again = app(&second["commit"]);
+    assert_eq!(again, text, "the second compose saw the first one's write");
+    assert_eq!(second["content_checksum"], first["content_checksum"]);
+    // Only app was extracted again.
+    let n = first["packages"].as_array().unwrap().len() as u64;
+    assert_eq!(second["stats"]["packages_unpacked"], 1, "{second}");
+    assert_eq!(second["stats"]["packages_linked"], n - 1, "{second}");
 }
 
 #[test]
@@ -428,6 +478,27 @@ fn same_inputs_and_source_date_epoch_give_the_same_commit() {
         "the trees differ"
     );
     assert_eq!(a["commit"], b["commit"]);
+
+    // The tree linked from the package cache (with recycled directories)
+    // and one unpacked afresh without it are the same tree.
+    w.init("third");
+    w.init("fourth");
+    let pinned = |repo: &str, extra: &[&str]| {
+        entry(
+            &testkit::run(
+                w.cmd(repo, extra).env("SOURCE_DATE_EPOCH", "1700000000"),
+                None,
+            )
+            .ok()
+            .json(),
+        )
+    };
+    let linked = pinned("third", &[]);
+    assert_eq!(linked["stats"]["packages_unpacked"], 0, "{linked}");
+    let fresh = pinned("fourth", &["--no-pkgcache"]);
+    assert_eq!(fresh["stats"]["packages_linked"], 0, "{fresh}");
+    assert_eq!(linked["commit"], a["commit"]);
+    assert_eq!(fresh["commit"], a["commit"]);
 }
 
 #[test]
@@ -482,6 +553,22 @@ fn sigkill_at_any_point_leaves_a_clean_repo_and_an_unmoved_ref() {
         .unwrap()
         .collect();
     assert!(roots.is_empty(), "staging roots left: {roots:?}");
+    // The package cache holds whole entries only.
+    for e in fs::read_dir(w.path("cache/pkgcache")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with('.'), "left in the package cache: {name}");
+        if name == "dirs" {
+            // The directory pool: empty directories only.
+            for d in fs::read_dir(e.path()).unwrap() {
+                let d = d.unwrap().path();
+                assert_eq!(fs::read_dir(&d).unwrap().count(), 0, "{d:?} not empty");
+            }
+            continue;
+        }
+        assert!(e.path().join("index").is_file(), "{name} has no index");
+    }
+    assert_eq!(last["stats"]["packages_unpacked"], 0, "{last}");
 }
 
 #[test]

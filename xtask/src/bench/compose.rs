@@ -210,7 +210,13 @@ impl Bench<'_> {
             let up = e["pkgdiff"]["upgraded"].as_array().map_or(0, Vec::len);
             (up == 1)
                 .then_some(())
-                .with_context(|| format!("{up} packages upgraded, not 1"))
+                .with_context(|| format!("{up} packages upgraded, not 1"))?;
+            // Only the changed package is decompressed; the others come
+            // from the package cache.
+            let stats = &e["stats"];
+            (stats["packages_unpacked"] == 1 && stats["packages_linked"] == n as u64 - 1)
+                .then_some(())
+                .with_context(|| format!("package cache not used as expected: {stats}"))
         })?;
         let (noop, out) = self.timed(&mut compose(&self.corpus.changed_treefile, &[]))?;
         check(&out, "no-op", false, |_| Ok(()))?;
