@@ -318,7 +318,8 @@ fn file_stem(path: &Path) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
+/// Makes `dir` an empty directory.
+pub fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }

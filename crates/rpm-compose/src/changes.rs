@@ -63,73 +63,70 @@ pub fn previous(repo: &ostree::Repo, ref_: &str) -> anyhow::Result<Option<Previo
     }))
 }
 
-/// Feeds the treefile (flattened), every file it pulls in and the `.repo`
-/// files into `h`, each length-prefixed so that no two inputs collide.
-fn hash_treefile(
-    h: &mut Sha256,
-    tf: &Treefile,
-    repo_files: &[std::path::PathBuf],
-    arch: &str,
-) -> anyhow::Result<()> {
-    let mut feed = |label: &str, data: &[u8]| {
-        h.update((label.len() as u64).to_le_bytes());
-        h.update(label.as_bytes());
-        h.update((data.len() as u64).to_le_bytes());
-        h.update(data);
-    };
-    feed("arch", arch.as_bytes());
-    feed("treefile", &serde_json::to_vec(&tf.flattened)?);
-    // Names relative to the treefile: moving the directory changes nothing.
-    let dir = tf.path.parent().unwrap_or(std::path::Path::new("/"));
-    for f in tf.files.iter().skip(1).chain(repo_files) {
-        let data = std::fs::read(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-        let name = f.strip_prefix(dir).unwrap_or(f).display().to_string();
-        feed(&name, &data);
-    }
-    Ok(())
-}
+/// The treefile's inputs hashed once: the treefile (flattened), every file
+/// it pulls in and the `.repo` files, each length-prefixed so that no two
+/// inputs collide. Both hashes below start from it, so they describe the
+/// same reading of those files.
+#[derive(Clone)]
+pub struct TreefileDigest(Sha256);
 
-/// The fingerprint checked before depsolving: the treefile's inputs, each
-/// repository's repomd.xml and this tool's version. Equal fingerprints
-/// mean equal metadata and equal requests, so equal package sets.
-pub fn inputs_fingerprint(
-    tf: &Treefile,
-    repo_files: &[std::path::PathBuf],
-    arch: &str,
-    repomd_sha256: &[String],
-) -> anyhow::Result<String> {
-    let mut h = Sha256::new();
-    hash_treefile(&mut h, tf, repo_files, arch)?;
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    for r in repomd_sha256 {
-        h.update(r.as_bytes());
+impl TreefileDigest {
+    /// Reads and hashes the inputs of `tf` for `arch`.
+    pub fn new(
+        tf: &Treefile,
+        repo_files: &[std::path::PathBuf],
+        arch: &str,
+    ) -> anyhow::Result<TreefileDigest> {
+        let mut h = Sha256::new();
+        let mut feed = |label: &str, data: &[u8]| {
+            h.update((label.len() as u64).to_le_bytes());
+            h.update(label.as_bytes());
+            h.update((data.len() as u64).to_le_bytes());
+            h.update(data);
+        };
+        feed("arch", arch.as_bytes());
+        feed("treefile", &serde_json::to_vec(&tf.flattened)?);
+        // Names relative to the treefile: moving the directory changes nothing.
+        let dir = tf.path.parent().unwrap_or(std::path::Path::new("/"));
+        for f in tf.files.iter().skip(1).chain(repo_files) {
+            let data = std::fs::read(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            let name = f.strip_prefix(dir).unwrap_or(f).display().to_string();
+            feed(&name, &data);
+        }
+        Ok(TreefileDigest(h))
     }
-    Ok(file_details::hex(&h.finalize()))
-}
 
-/// rpm-ostree's input hash: the treefile's inputs and the checksum of
-/// every chosen package, sorted.
-pub fn inputhash(
-    tf: &Treefile,
-    repo_files: &[std::path::PathBuf],
-    arch: &str,
-    pkgs: &[solv::Package],
-) -> anyhow::Result<String> {
-    let mut h = Sha256::new();
-    hash_treefile(&mut h, tf, repo_files, arch)?;
-    let mut sums: Vec<String> = pkgs
-        .iter()
-        .map(|p| match &p.checksum {
-            Some(c) => format!("{}:{}:{}", p.nevra(), c.kind, c.hex),
-            None => p.nevra(),
-        })
-        .collect();
-    sums.sort();
-    for s in sums {
-        h.update(s.as_bytes());
-        h.update(b"\n");
+    /// The fingerprint checked before depsolving: the treefile's inputs,
+    /// each repository's repomd.xml and this tool's version. Equal
+    /// fingerprints mean equal metadata and equal requests, so equal
+    /// package sets.
+    pub fn inputs_fingerprint(&self, repomd_sha256: &[String]) -> String {
+        let mut h = self.0.clone();
+        h.update(env!("CARGO_PKG_VERSION").as_bytes());
+        for r in repomd_sha256 {
+            h.update(r.as_bytes());
+        }
+        file_details::hex(&h.finalize())
     }
-    Ok(file_details::hex(&h.finalize()))
+
+    /// rpm-ostree's input hash: the treefile's inputs and the checksum of
+    /// every chosen package, sorted.
+    pub fn inputhash(&self, pkgs: &[solv::Package]) -> String {
+        let mut h = self.0.clone();
+        let mut sums: Vec<String> = pkgs
+            .iter()
+            .map(|p| match &p.checksum {
+                Some(c) => format!("{}:{}:{}", p.nevra(), c.kind, c.hex),
+                None => p.nevra(),
+            })
+            .collect();
+        sums.sort();
+        for s in sums {
+            h.update(s.as_bytes());
+            h.update(b"\n");
+        }
+        file_details::hex(&h.finalize())
+    }
 }
 
 /// The pkglist tuple of a package.

@@ -107,7 +107,8 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
         .map(|c| rpmmd::fetch_repomd(&fetcher, c))
         .collect::<anyhow::Result<_>>()?;
     let sums: Vec<String> = repomds.iter().map(|r| r.sha256.clone()).collect();
-    let inputs = changes::inputs_fingerprint(&tf, &repo_files, &o.arch, &sums)?;
+    let digest = changes::TreefileDigest::new(&tf, &repo_files, &o.arch)?;
+    let inputs = digest.inputs_fingerprint(&sums);
     let mut entry = new_entry(o, &tf, &treefile_path, &configs, &repomds);
 
     // Same treefile, same files, same repository metadata: same result,
@@ -129,7 +130,7 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
     let pkgs = solve::packages(&fetcher, &loaded, &tf, &o.arch)?;
     log::debug!("solved: {:?}", started.elapsed());
     log::info!("{} packages to install", pkgs.len());
-    let inputhash = changes::inputhash(&tf, &repo_files, &o.arch, &pkgs)?;
+    let inputhash = digest.inputhash(&pkgs);
     entry.inputhash = Some(inputhash.clone());
     let describe = |p: &solv::Package, sha256: Option<String>| ComposePackage {
         name: p.name.clone(),
@@ -349,7 +350,11 @@ fn install(
             scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;
         }
         let files = root.unpack(loaded, &opts)?;
-        files_by_pkg.insert(name.clone(), files);
+        // Multilib: both arches of a name count as that package.
+        files_by_pkg
+            .entry(name.clone())
+            .or_insert_with(Vec::new)
+            .extend(files);
         if let Some(s) = &scripts.post {
             root.before_script();
             scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;

@@ -232,10 +232,7 @@ impl Bench<'_> {
     /// `scratch/name`, empty.
     fn fresh(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.scratch.join(name);
-        if dir.exists() {
-            fs::remove_dir_all(&dir)?;
-        }
-        fs::create_dir_all(&dir)?;
+        crate::fixtures::fresh_dir(&dir)?;
         Ok(dir)
     }
 

@@ -250,8 +250,7 @@ fn fresh(dir: &Path) -> anyhow::Result<()> {
             .arg(dir)
             .stderr(Stdio::null())
             .status();
-        fs::remove_dir_all(dir)?;
     }
-    fs::create_dir_all(dir)?;
+    crate::fixtures::fresh_dir(dir)?;
     Ok(())
 }

@@ -56,8 +56,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
     )?;
     let bin = run::release_bin(&root, "metalink-emit");
     let dir = root.join("target/bench/serve");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    crate::fixtures::fresh_dir(&dir)?;
     let manifest = dir.join("manifest.json");
     std::fs::write(&manifest, serde_json::to_vec(&generate())?)?;
 

@@ -21,7 +21,8 @@ use anyhow::{bail, Context};
 use serde_json::json;
 
 use super::deb;
-use super::rpmbuild::{build_all, fresh_dir, quiet, read_sidecar, Job, SOURCE_DATE_EPOCH};
+use super::rpmbuild::{build_all, quiet, read_sidecar, Job, SOURCE_DATE_EPOCH};
+use crate::fixtures::fresh_dir;
 use crate::run;
 
 /// The package rebuilt for `repo-changed`: mid-sized, and its doc

@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use serde_json::json;
 
 use super::deb::{self, Control, SpecInput};
+use crate::fixtures::fresh_dir;
 use crate::run;
 
 /// Build time and mtime clamp of every corpus RPM (2023-11-14), so that a
@@ -176,12 +177,4 @@ pub fn quiet(cmd: &mut Command) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Makes `dir` an empty directory.
-pub fn fresh_dir(dir: &Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
