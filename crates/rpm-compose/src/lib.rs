@@ -29,6 +29,7 @@ mod sandbox;
 mod scriptlets;
 mod solve;
 mod treefile;
+mod treepath;
 mod unpack;
 
 use std::path::PathBuf;

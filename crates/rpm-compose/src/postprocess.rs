@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context};
 
 use crate::treefile::Treefile;
+use crate::treepath;
 use crate::unpack::{checked_relative, replace_with, InstalledFile, Meta};
 
 /// Where the /var conversion writes its tmpfiles.d entries.
@@ -53,7 +54,12 @@ pub fn treefile_edits(
                 .iter()
                 .filter(|f| re.is_match(&f.package_path) || re.is_match(&f.tree_path))
             {
-                let p = root.join(f.tree_path.trim_start_matches('/'));
+                // Scripts ran since: resolve the path afresh.
+                let Some(p) = treepath::find(root, &f.tree_path)
+                    .with_context(|| format!("remove-from-packages: `{}`", f.tree_path))?
+                else {
+                    continue;
+                };
                 if fs::symlink_metadata(&p).is_ok_and(|m| !m.is_dir()) {
                     fs::remove_file(&p)?;
                 }
@@ -63,7 +69,9 @@ pub fn treefile_edits(
     for path in &tf.remove_files {
         let rel = checked_relative(&format!("/{}", path.trim_start_matches('/')))
             .with_context(|| format!("remove-files: `{path}`"))?;
-        let p = root.join(rel);
+        let p = treepath::find(root, &rel.to_string_lossy())
+            .with_context(|| format!("remove-files: `{path}`"))?
+            .unwrap_or_else(|| root.join(&rel));
         match fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => fs::remove_dir_all(&p)?,
             Ok(_) => fs::remove_file(&p)?,
@@ -72,31 +80,31 @@ pub fn treefile_edits(
     }
     for (src, dest) in &tf.add_files {
         let rel = checked_relative(dest).with_context(|| format!("add-files: `{dest}`"))?;
-        let to = root.join(rel);
-        fs::create_dir_all(to.parent().expect("has a parent"))?;
+        let to = treepath::entry(root, &rel.to_string_lossy())
+            .with_context(|| format!("add-files: `{dest}`"))?;
         replace_with(&to, |tmp| fs::copy(src, tmp).map(drop))
             .with_context(|| format!("add-files: copying {} to {dest}", src.display()))?;
     }
-    let wants = root.join("etc/systemd/system/multi-user.target.wants");
     for unit in &tf.units {
-        if unit.contains('/') {
+        if unit.contains('/') || unit.is_empty() || unit.starts_with('.') {
             bail!("units: `{unit}` is not a unit name");
         }
-        if !root.join("usr/lib/systemd/system").join(unit).exists() {
+        let shipped = treepath::find(root, &format!("usr/lib/systemd/system/{unit}"))?;
+        if !shipped.is_some_and(|p| fs::symlink_metadata(p).is_ok()) {
             log::warn!("units: `{unit}` is not in /usr/lib/systemd/system; enabling it anyway");
         }
-        fs::create_dir_all(&wants)?;
+        let wants =
+            treepath::dir(root, "etc/systemd/system/multi-user.target.wants").context("units")?;
         replace_symlink(
             &format!("/usr/lib/systemd/system/{unit}"),
             &wants.join(unit),
         )?;
     }
     if let Some(target) = &tf.default_target {
-        if target.contains('/') {
+        if target.contains('/') || target.is_empty() || target.starts_with('.') {
             bail!("default-target: `{target}` is not a unit name");
         }
-        let dir = root.join("etc/systemd/system");
-        fs::create_dir_all(&dir)?;
+        let dir = treepath::dir(root, "etc/systemd/system").context("default-target")?;
         replace_symlink(
             &format!("/usr/lib/systemd/system/{target}"),
             &dir.join("default.target"),
@@ -135,12 +143,11 @@ pub fn run_scripts(root: &Path, tf: &Treefile) -> anyhow::Result<()> {
 pub fn finalize(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Result<()> {
     var_to_tmpfiles(root, meta)?;
     let etc = root.join("etc");
-    if etc.is_dir() {
-        let usr_etc = root.join("usr/etc");
-        if usr_etc.exists() {
+    if is_real_dir(&etc) {
+        let usr_etc = treepath::entry(root, "usr/etc").context("moving /etc to /usr/etc")?;
+        if fs::symlink_metadata(&usr_etc).is_ok() {
             bail!("the tree already has /usr/etc; cannot move /etc there");
         }
-        fs::create_dir_all(root.join("usr"))?;
         fs::rename(&etc, &usr_etc)?;
         rekey(meta, "/etc/", "/usr/etc/");
         if let Some(m) = meta.remove("/etc") {
@@ -148,7 +155,7 @@ pub fn finalize(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Result
         }
     }
     // /usr/local belongs to the machine, not the image.
-    let local = root.join("usr/local");
+    let local = treepath::entry(root, "usr/local")?;
     if fs::symlink_metadata(&local).is_ok() {
         remove_any(&local)?;
     }
@@ -168,7 +175,7 @@ pub fn finalize(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Result
         symlink(to, root.join(name))?;
     }
     for dir in ["sysroot", "dev", "proc", "sys", "run", "boot", "var", "usr"] {
-        fs::create_dir_all(root.join(dir))?;
+        treepath::dir(root, dir).with_context(|| format!("/{dir}"))?;
     }
     meta.retain(|path, _| {
         path.starts_with("/usr/") || path.starts_with("/boot/") || path == "/usr"
@@ -191,7 +198,7 @@ fn var_to_tmpfiles(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Res
     ] {
         lines.insert(dir.to_string(), format!("d {dir} {mode:04o} root root - -"));
     }
-    if var.is_dir() {
+    if is_real_dir(&var) {
         walk_var(root, &var, meta, &mut lines)?;
         for entry in fs::read_dir(&var)? {
             remove_any(&entry?.path())?;
@@ -202,8 +209,7 @@ fn var_to_tmpfiles(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Res
     for line in lines.values() {
         writeln!(text, "{line}").expect("writing to a String");
     }
-    let path = root.join(AUTOVAR);
-    fs::create_dir_all(path.parent().expect("has a parent"))?;
+    let path = treepath::entry(root, AUTOVAR)?;
     replace_with(&path, |tmp| fs::write(tmp, &text))?;
     meta.retain(|p, _| !p.starts_with("/var/"));
     Ok(())
@@ -235,6 +241,12 @@ fn walk_var(
         }
     }
     Ok(())
+}
+
+/// A directory, not a symlink to one: the tree's symlinks are not the
+/// host's to follow.
+fn is_real_dir(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
 }
 
 fn rekey(meta: &mut HashMap<String, Meta>, from: &str, to: &str) {

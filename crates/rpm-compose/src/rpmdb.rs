@@ -7,7 +7,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 
 use crate::unpack::UnpackOptions;
 
@@ -19,8 +19,9 @@ pub const DBPATH: &str = "usr/share/rpm";
 /// install time from `SOURCE_DATE_EPOCH` when set, which keeps the
 /// database reproducible.
 pub fn write(root: &Path, rpms: &[PathBuf], opts: &UnpackOptions) -> anyhow::Result<()> {
-    let db = root.join(DBPATH);
-    fs::create_dir_all(&db)?;
+    // rpm follows symlinks: a package's /usr/share/rpm → /var/lib/rpm
+    // would have it write the host's database.
+    let db = crate::treepath::dir(root, DBPATH).context("the rpmdb directory")?;
     // A private HOME: Debian's rpm reads ~/.rpmmacros, which may set
     // another _dbpath.
     let home = tempfile::tempdir()?;
@@ -69,8 +70,7 @@ pub fn write(root: &Path, rpms: &[PathBuf], opts: &UnpackOptions) -> anyhow::Res
     ] {
         let _ = fs::remove_file(db.join(leftover));
     }
-    let var_lib = root.join("var/lib");
-    fs::create_dir_all(&var_lib)?;
+    let var_lib = crate::treepath::dir(root, "var/lib").context("/var/lib")?;
     let link = var_lib.join("rpm");
     if fs::symlink_metadata(&link).is_ok() {
         if link.is_dir() && !fs::symlink_metadata(&link)?.file_type().is_symlink() {

@@ -38,7 +38,8 @@ pub fn run(
     }
     let mut cmd = Command::new("bwrap");
     cmd.arg("--bind").arg(root).arg("/");
-    if var_readonly && root.join("var").is_dir() {
+    // bwrap would follow a symlinked /var on the host.
+    if var_readonly && fs::symlink_metadata(root.join("var")).is_ok_and(|m| m.is_dir()) {
         cmd.arg("--ro-bind").arg(root.join("var")).arg("/var");
     }
     cmd.args([

@@ -9,8 +9,7 @@
 //! Ownership and capabilities are recorded for the commit rather than
 //! applied to disk, so a compose needs no privileges.
 
-use std::collections::{HashMap, VecDeque};
-use std::ffi::{OsStr, OsString};
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -21,9 +20,7 @@ use rpm::{FileFlags, FileType, IndexTag};
 
 use crate::dirpool::DirPool;
 use crate::pkgcache;
-
-/// How many symlinks one path may pass through, as the kernel's limit.
-const MAX_SYMLINKS: usize = 40;
+use crate::treepath;
 
 /// Options from the treefile.
 #[derive(Debug, Clone, Default)]
@@ -425,66 +422,12 @@ impl Root {
     }
 
     fn resolve_parent_uncached(&mut self, rel: &Path) -> anyhow::Result<PathBuf> {
-        let mut queue: VecDeque<OsString> = rel
-            .parent()
-            .map(|p| {
-                p.components()
-                    .map(|c| c.as_os_str().to_os_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut cur: Vec<OsString> = Vec::new();
-        let mut links = 0;
-        while let Some(c) = queue.pop_front() {
-            if c == OsStr::new(".") {
-                continue;
-            }
-            if c == OsStr::new("..") {
-                if cur.pop().is_none() {
-                    bail!("a symlink leads out of the root");
-                }
-                continue;
-            }
-            let mut next = self.dir.clone();
-            next.extend(&cur);
-            next.push(&c);
-            match fs::symlink_metadata(&next) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    self.make_dir(&next)?;
-                    cur.push(c);
-                }
-                Err(e) => return Err(e.into()),
-                Ok(md) if md.is_dir() => cur.push(c),
-                Ok(md) if md.file_type().is_symlink() => {
-                    links += 1;
-                    if links > MAX_SYMLINKS {
-                        bail!("too many levels of symlinks");
-                    }
-                    let to = fs::read_link(&next)?;
-                    let shown = format!(
-                        "/{}",
-                        Path::new(&cur.iter().collect::<PathBuf>())
-                            .join(&c)
-                            .display()
-                    );
-                    if to.is_absolute() {
-                        bail!("its directory `{shown}` is an absolute symlink to `{}`, which unpacking will not follow", to.display());
-                    }
-                    for part in to.components().rev() {
-                        match part {
-                            Component::Normal(p) => queue.push_front(p.to_os_string()),
-                            Component::ParentDir => queue.push_front("..".into()),
-                            Component::CurDir => {}
-                            _ => bail!("`{shown}` is a symlink with an unusable target"),
-                        }
-                    }
-                }
-                Ok(_) => bail!("a parent directory is a file in the tree"),
-            }
-        }
-        let mut out = self.dir.clone();
-        out.extend(&cur);
-        Ok(out)
+        let root = self.dir.clone();
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        Ok(
+            treepath::resolve(&root, parent, Some(&mut |p: &Path| self.make_dir(p)))?
+                .expect("missing directories are made"),
+        )
     }
 
     fn user_id(&mut self, name: &str, nevra: &str) -> u32 {

@@ -698,6 +698,57 @@ fn payload_that_escapes_the_root_is_refused() {
     assert_eq!(s.rev(), None);
 }
 
+/// The tool's own writes after unpacking (the rpmdb, the tmpfiles.d file)
+/// go through the tree's symlinks as the tree sees them: a package's
+/// absolute `/usr/share/rpm` symlink must not make rpm write the host.
+#[test]
+fn absolute_symlinks_in_the_tree_never_lead_writes_to_the_host() {
+    require!("ostree");
+    require!("rpmbuild");
+    require!("createrepo_c");
+    let repo = tempdir();
+    let host = tempdir();
+    for (name, dir) in [
+        ("evil-db", "usr/share/rpm"),
+        ("evil-tmpfiles", "usr/lib/tmpfiles.d"),
+    ] {
+        let target = host.path().join(name);
+        fs::create_dir(&target).unwrap();
+        let parent = Path::new(dir).parent().unwrap().display().to_string();
+        testkit::build_rpm(
+            &format!(
+                "Name: {name}\nVersion: 1\nRelease: 1\nSummary: s\nLicense: MIT\nBuildArch: noarch\n\
+                 %description\nd\n%install\nmkdir -p %{{buildroot}}/{parent}\n\
+                 ln -s {target} %{{buildroot}}/{dir}\n%files\n/{dir}\n",
+                target = target.display()
+            ),
+            repo.path(),
+        );
+    }
+    testkit::createrepo(repo.path());
+    let url = format!("file://{}", repo.path().display());
+    for name in ["evil-db", "evil-tmpfiles"] {
+        let s = Setup::new(
+            &format!(
+                r#"{{"ref": "evil/x86_64", "repos": ["fedora-rawhide"], "packages": ["{name}"]}}"#
+            ),
+            &url,
+        );
+        let out = s.compose(&[]).fails_with(1);
+        assert!(
+            out.stderr.contains("absolute symlink"),
+            "{name}: {}",
+            out.stderr
+        );
+        let written: Vec<_> = fs::read_dir(host.path().join(name)).unwrap().collect();
+        assert!(
+            written.is_empty(),
+            "{name}: wrote into the host: {written:?}"
+        );
+        assert_eq!(s.rev(), None);
+    }
+}
+
 #[test]
 fn tree_is_exactly_what_ostree_commit_makes_of_its_checkout() {
     require!("ostree");
