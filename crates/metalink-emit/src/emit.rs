@@ -11,7 +11,7 @@ use releng_manifest::{write_atomic, BadInput, MetalinkEntry};
 
 use crate::metalink;
 use crate::select::{self, Client, Scratch};
-use crate::{catalog_of, EmitArgs, Format};
+use crate::{catalog_of, EmitArgs, Format, Header};
 
 pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
     let country = match &args.country {
@@ -50,6 +50,11 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
     };
     let now = SystemTime::now();
     let (pubdate, published) = (metalink::rfc1123(now), metalink::rfc3339(now));
+    let header = Header {
+        pubdate: &pubdate,
+        published: &published,
+        country: country.as_deref(),
+    };
     // Every file name first: a clash must fail before anything is written.
     let mut names = HashSet::new();
     let mut stems = Vec::with_capacity(cat.repos.len());
@@ -90,22 +95,7 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
                 &mut scratch,
             );
             buf.clear();
-            let urls = match format {
-                Format::Metalink3 => {
-                    metalink::write3(&cat, repo, &scratch.order, allowed, &pubdate, &mut buf)
-                }
-                Format::Meta4 => {
-                    metalink::write4(&cat, repo, &scratch.order, allowed, &published, &mut buf)
-                }
-                Format::Mirrorlist => crate::mirrorlist::write(
-                    &cat,
-                    repo,
-                    &scratch.order,
-                    allowed,
-                    country.as_deref(),
-                    &mut buf,
-                ),
-            };
+            let urls = format.write(&cat, repo, &scratch.order, allowed, &header, &mut buf);
             let path = dir.join(format!("{stem}.{}", format.extension()));
             // Published files: readable by the web server, whatever mode
             // the temporary file was created with.

@@ -3,11 +3,12 @@
 //!
 //! Every answer, written to a file or served, goes through the same
 //! precomputed [`catalog::Catalog`], the same ordering ([`select`]) and the
-//! same writers ([`metalink`]): a file and a served document for the same
+//! same writers ([`Format::write`]): a file and a served document for the same
 //! client and seed are the same bytes apart from the date.
 
 pub mod catalog;
 mod emit;
+mod format;
 pub mod geoip;
 pub mod metalink;
 pub mod mirrorlist;
@@ -19,9 +20,10 @@ mod serve;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use releng_manifest::cli::Common;
-use releng_manifest::MetalinkFormat;
+
+pub use format::{Format, Header};
 
 const EXAMPLES: &str = "\
 Files are named <repo>.<arch>.metalink (Metalink 3.0), <repo>.<arch>.meta4
@@ -123,37 +125,6 @@ pub struct ServeArgs {
     /// Worker threads (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-}
-
-/// A file format.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// Metalink 3.0 as MirrorManager writes it (`.metalink`).
-    Metalink3,
-    /// RFC 5854 Metalink 4 (`.meta4`).
-    Meta4,
-    /// Plain list of base URLs with a `#` header line (`.mirrorlist`).
-    Mirrorlist,
-}
-
-impl Format {
-    /// The file name extension.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Metalink3 => "metalink",
-            Format::Meta4 => "meta4",
-            Format::Mirrorlist => "mirrorlist",
-        }
-    }
-
-    /// The manifest's name for it.
-    pub fn manifest_format(self) -> MetalinkFormat {
-        match self {
-            Format::Metalink3 => MetalinkFormat::Metalink3,
-            Format::Meta4 => MetalinkFormat::Meta4,
-            Format::Mirrorlist => MetalinkFormat::Mirrorlist,
-        }
-    }
 }
 
 /// Runs the tool: writes the files (default) or serves.

@@ -16,6 +16,7 @@ mod deep;
 mod http;
 mod mirrorsfile;
 mod naming;
+mod pool;
 mod repomd;
 mod rsync;
 mod scan;

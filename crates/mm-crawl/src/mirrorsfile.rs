@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use releng_manifest::BadInput;
+use releng_manifest::{BadInput, HostState, MirrorHost};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -78,6 +78,26 @@ impl HostConfig {
             Scheme::File => 2,
         };
         self.urls.iter().min_by_key(|(_, s)| rank(*s))
+    }
+
+    /// The host's entry of the `mirrors` section before its crawl: `ok`,
+    /// no repositories yet.
+    pub fn mirror_host(&self, crawled_at: i64) -> MirrorHost {
+        MirrorHost {
+            name: self.name.clone(),
+            country: self.country.clone(),
+            continent: self.continent.clone(),
+            bandwidth: self.bandwidth,
+            asn: self.asn,
+            netblocks: self.netblocks.clone(),
+            private: self.private,
+            always_up2date: self.always_up2date,
+            urls: self.urls.iter().map(|(u, _)| u.clone()).collect(),
+            state: HostState::Ok,
+            duration_s: 0.0,
+            crawled_at,
+            repos: Vec::new(),
+        }
     }
 }
 
