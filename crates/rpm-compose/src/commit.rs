@@ -31,6 +31,10 @@ pub struct Committed {
     pub content_checksum: String,
     /// Transaction statistics.
     pub stats: ComposeStats,
+    /// The content object of every regular file owned by root without
+    /// xattrs, by (device, inode): what the package cache checks its
+    /// links against.
+    pub by_inode: HashMap<(u64, u64), String>,
 }
 
 /// What the commit object says.
@@ -63,6 +67,8 @@ struct Leaf {
     mode: u32,
     size: u64,
     symlink: Option<String>,
+    /// (device, inode).
+    id: (u64, u64),
 }
 
 impl Leaf {
@@ -109,6 +115,17 @@ pub fn commit(
         let sums = write_contents(repo, root, &leaves, meta, &xattrs, &counts)?;
         log::debug!("content objects checked and written");
         let mtree = build_tree(repo, &dirs, &leaves, &sums, meta, &xattrs)?;
+        let by_inode = leaves
+            .iter()
+            .zip(&sums)
+            .filter(|(leaf, _)| {
+                let path = format!("/{}", leaf.rel);
+                leaf.symlink.is_none()
+                    && owner(meta, &path) == (0, 0)
+                    && xattrs.pairs(&path).is_empty()
+            })
+            .map(|(leaf, sum)| (leaf.id, sum.clone()))
+            .collect();
         let root_file = repo
             .write_mtree(&mtree, cancel)?
             .downcast::<ostree::RepoFile>()
@@ -138,6 +155,7 @@ pub fn commit(
         Ok(Committed {
             commit,
             content_checksum,
+            by_inode,
             stats: ComposeStats {
                 metadata_objects_total: stats.get_metadata_objects_total() as u64,
                 metadata_objects_written: stats.get_metadata_objects_written() as u64,
@@ -212,6 +230,7 @@ fn scan(root: &Path) -> anyhow::Result<(Vec<Dir>, Vec<Leaf>)> {
                     mode: md.mode(),
                     size: md.len(),
                     symlink,
+                    id: (md.dev(), md.ino()),
                 });
             } else {
                 log::warn!("/{child}: special files cannot be committed; dropped");
@@ -472,6 +491,7 @@ mod tests {
                 mode: 0o100755,
                 size,
                 symlink: None,
+                id: (0, 0),
             };
             repo.prepare_transaction(gio::Cancellable::NONE).unwrap();
             let sum = write_one(&repo, &root, &leaf, (0, 0), &caps).unwrap();

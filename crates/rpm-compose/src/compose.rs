@@ -196,53 +196,7 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
         o.repo.as_ref().expect("given"),
     );
 
-    // RPMs hold their payloads compressed about fourfold.
-    let expected: u64 = pkgs.iter().map(|p| p.download_size).sum::<u64>() * 5;
-    let pkgcache = o
-        .pkgcache
-        .then(|| PkgCache::open(&o.cachedir))
-        .transpose()?;
-    let base = match (&o.tmpdir, &pkgcache) {
-        (Some(dir), _) => dir.clone(),
-        // Hard links reach only within one filesystem.
-        (None, Some(_)) => o.cachedir.clone(),
-        (None, None) => lock::staging_base(expected, &o.cachedir),
-    };
-    let pkgcache = pkgcache.filter(|c| {
-        let same = c.same_filesystem(&base);
-        if !same {
-            log::info!(
-                "{}: not on the filesystem of the package cache; unpacking every package",
-                base.display()
-            );
-        }
-        same
-    });
-    let staging = StagingRoot::new(&base)?;
-    let mut root = Root::new(staging.path());
-    if let Some(cache) = &pkgcache {
-        root = root.with_dir_pool(cache.dir_pool()?);
-    }
-    let shas: Vec<String> = entry
-        .packages
-        .iter()
-        .map(|p| p.sha256.clone().unwrap_or_default())
-        .collect();
-    install(&mut root, &tf, &pkgs, &dl.paths, &shas, pkgcache.as_ref())?;
-    log::debug!("installed: {:?}", started.elapsed());
-    let root_dir = root.dir().to_path_buf();
-    postprocess::finalize(&root_dir, &mut root.meta)?;
-    log::debug!("post-processed: {:?}", started.elapsed());
-    if let Some(cache) = &pkgcache {
-        let evicted = cache.check(&root.witness)?;
-        cache.publish()?;
-        log::debug!(
-            "package cache: {} links checked, {evicted} entries dropped: {:?}",
-            root.witness.len(),
-            started.elapsed()
-        );
-    }
-
+    // What the commit says does not depend on the tree: settled first.
     let version = tf.automatic_version_prefix.as_deref().map(|prefix| {
         metadata::next_version(prefix, previous.as_ref().and_then(|p| p.version.as_deref()))
     });
@@ -265,8 +219,46 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
         metadata: &meta,
         timestamp,
     };
-    let done = commit::commit(&repo, &root_dir, &root.meta, &spec)
-        .with_context(|| format!("{}: committing {}", repo_path.display(), tf.ref_))?;
+
+    let (pkgcache, base) = staging_place(o, &pkgs)?;
+    let staging = StagingRoot::new(&base)?;
+    let root_dir = staging.path().to_path_buf();
+    let mut root = Root::new(&root_dir);
+    if let Some(cache) = &pkgcache {
+        root = root.with_dir_pool(cache.dir_pool()?);
+    }
+    let shas: Vec<String> = entry
+        .packages
+        .iter()
+        .map(|p| p.sha256.clone().unwrap_or_default())
+        .collect();
+    let built = install(&mut root, &tf, &pkgs, &dl.paths, &shas, pkgcache.as_ref())
+        .and_then(|()| {
+            log::debug!("installed: {:?}", started.elapsed());
+            postprocess::finalize(&root_dir, &mut root.meta)
+        })
+        .and_then(|()| {
+            log::debug!("post-processed: {:?}", started.elapsed());
+            commit::commit(&repo, &root_dir, &root.meta, &spec)
+                .with_context(|| format!("{}: committing {}", repo_path.display(), tf.ref_))
+        });
+    // Failed or not, what scripts did to linked files is checked before
+    // anything else: the next compose must not inherit it.
+    if let Some(cache) = &pkgcache {
+        let none = HashMap::new();
+        let known = built.as_ref().map_or(&none, |d| &d.by_inode);
+        let evicted = cache.check(&root.witness, known)?;
+        log::debug!(
+            "package cache: {} links checked, {evicted} entries dropped: {:?}",
+            root.witness.len(),
+            started.elapsed()
+        );
+        // Checked entries are good ones, whatever became of the tree.
+        if let Err(e) = cache.publish() {
+            log::warn!("package cache: {e:#}");
+        }
+    }
+    let done = built?;
     log::info!(
         "{} => {}{}",
         tf.ref_,
@@ -308,6 +300,33 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
     Ok(entry)
 }
 
+/// The package cache to use (if any) and where to assemble the tree.
+fn staging_place(
+    o: &Options,
+    pkgs: &[solv::Package],
+) -> anyhow::Result<(Option<PkgCache>, PathBuf)> {
+    // RPMs hold their payloads compressed about fourfold.
+    let expected: u64 = pkgs.iter().map(|p| p.download_size).sum::<u64>() * 5;
+    if !o.pkgcache {
+        let base = o
+            .tmpdir
+            .clone()
+            .unwrap_or_else(|| lock::staging_base(expected, &o.cachedir));
+        return Ok((None, base));
+    }
+    // Hard links reach only within one filesystem (and one mount).
+    let base = o.tmpdir.clone().unwrap_or_else(|| o.cachedir.clone());
+    let cache = PkgCache::open(&o.cachedir)?;
+    if cache.reaches(&base) {
+        return Ok((Some(cache), base));
+    }
+    log::info!(
+        "{}: hard links from the package cache cannot reach it; unpacking every package",
+        base.display()
+    );
+    Ok((None, base))
+}
+
 /// Lays every package into `root` in install order with its scriptlets,
 /// writes the rpmdb, then applies the treefile's edits and scripts.
 fn install(
@@ -329,7 +348,12 @@ fn install(
     let load = |i: usize| match cache {
         Some(c) => {
             let e = c.entry(&shas[i], &paths[i], &nevras[i])?;
-            Loaded::cached(&paths[i], &nevras[i], &shas[i], &e)
+            Loaded::cached(&paths[i], &nevras[i], &shas[i], &e).or_else(|err| {
+                log::warn!("{err:#}; extracting it again");
+                c.evict(&shas[i])?;
+                let e = c.entry(&shas[i], &paths[i], &nevras[i])?;
+                Loaded::cached(&paths[i], &nevras[i], &shas[i], &e)
+            })
         }
         None => Loaded::read(&paths[i], &nevras[i]),
     };

@@ -12,7 +12,8 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Empty directories waiting for a tree, in one directory of the tree's
@@ -21,6 +22,9 @@ pub struct DirPool {
     dir: PathBuf,
     free: Vec<OsString>,
     next: u64,
+    /// Inode flags of a directory made here: a pooled one must have no
+    /// others (a script's `chattr` must not reach the next tree).
+    fresh_flags: libc::c_long,
 }
 
 impl DirPool {
@@ -35,26 +39,29 @@ impl DirPool {
             .filter_map(|n| n.to_str()?.parse::<u64>().ok())
             .max()
             .map_or(0, |m| m + 1);
+        let probe = dir.join(".probe");
+        let _ = fs::remove_dir(&probe);
+        fs::create_dir(&probe)?;
+        let fresh_flags = inode_flags(&probe).unwrap_or(0);
+        fs::remove_dir(&probe)?;
         Ok(DirPool {
             dir: dir.to_path_buf(),
             free,
             next,
+            fresh_flags,
         })
     }
 
-    /// Makes an empty directory at `at` with mode `mode`.
+    /// Makes an empty directory at `at` (where nothing is) with mode `mode`.
     pub fn make(&mut self, at: &Path, mode: u32) -> io::Result<()> {
         loop {
             let Some(name) = self.free.pop() else {
                 fs::create_dir(at)?;
                 break;
             };
-            match fs::rename(self.dir.join(&name), at) {
+            match rename_noreplace(&self.dir.join(&name), at) {
                 Ok(()) => break,
-                // Gone, or not empty after all: try another.
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTEMPTY)) => {
-                    continue
-                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -62,16 +69,24 @@ impl DirPool {
     }
 
     /// Empties the tree at `root` (which stays, empty) and keeps its
-    /// directories for the next one.
+    /// directories for the next one: only those that carry nothing a
+    /// script could have set (owner, xattrs such as a default ACL, inode
+    /// flags); the others are removed.
     pub fn recycle(&mut self, root: &Path) -> io::Result<()> {
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
         let mut stack = vec![(root.to_path_buf(), false)];
         while let Some((dir, emptied)) = stack.pop() {
             if emptied {
                 if dir != root {
-                    let name = OsString::from(self.next.to_string());
-                    self.next += 1;
-                    fs::rename(&dir, self.dir.join(&name))?;
-                    self.free.push(name);
+                    if self.reusable(&dir, me) {
+                        let name = OsString::from(self.next.to_string());
+                        self.next += 1;
+                        fs::rename(&dir, self.dir.join(&name))?;
+                        self.free.push(name);
+                    } else {
+                        fs::remove_dir(&dir)?;
+                    }
                 }
                 continue;
             }
@@ -89,6 +104,63 @@ impl DirPool {
         }
         Ok(())
     }
+
+    fn reusable(&self, dir: &Path, me: u32) -> bool {
+        fs::symlink_metadata(dir).is_ok_and(|m| m.uid() == me && m.gid() == egid())
+            && !has_xattrs(dir)
+            // An htree index only says the directory was once large.
+            && inode_flags(dir).is_some_and(|f| f & !INDEX_FL == self.fresh_flags & !INDEX_FL)
+    }
+}
+
+/// ext4's "hashed directory" flag (`FS_INDEX_FL`).
+const INDEX_FL: libc::c_long = 0x1000;
+
+fn egid() -> u32 {
+    // SAFETY: getegid cannot fail.
+    unsafe { libc::getegid() }
+}
+
+fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+/// `rename` that fails rather than replace what is at `to`.
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    let (f, t) = (c_path(from)?, c_path(to)?);
+    // SAFETY: valid C strings.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The inode flags (`chattr`'s), where the filesystem has them.
+fn inode_flags(dir: &Path) -> Option<libc::c_long> {
+    let f = fs::File::open(dir).ok()?;
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long into `flags`.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    // Filesystems without flags (tmpfs) have none to carry over.
+    (r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ENOTTY)).then_some(flags)
+}
+
+fn has_xattrs(p: &Path) -> bool {
+    let Ok(c) = c_path(p) else { return true };
+    // SAFETY: a valid C string; a null buffer of size 0 asks for the size.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    n > 0 || (n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOTSUP))
 }
 
 #[cfg(test)]

@@ -3,26 +3,30 @@
 //! instead of decompressing and writing them again (what rpm-ostree's
 //! pkgcache repository does for it).
 //!
-//! An entry is `<cachedir>/pkgcache/<rpm sha256>/`: the payload's files,
-//! flat, named by their index in the RPM header (so no payload path ever
-//! becomes a cache path), and an `index` with each file's sha256 and
-//! mode. Entries appear by rename only when complete and synced to disk;
-//! leftovers of a killed compose are removed by the next one.
+//! An entry is `<cachedir>/pkgcache/<rpm sha256>/`: the payload's regular
+//! files and symlinks, flat, named by their index in the RPM header (so no
+//! payload path ever becomes a cache path), and an `index` with the
+//! payload order and, per file, its mode and the checksum of the ostree
+//! object it makes when owned by root. Entries appear by rename only when
+//! complete and synced to disk; leftovers of a killed compose are removed
+//! by the next one.
 //!
-//! Hard links share one inode between the cache and the tree being
-//! composed, so a scriptlet that writes into a file in place would write
-//! into the cache. Every link is therefore witnessed: its ctime is noted
-//! when it is made, the clock is let pass that tick before any scriptlet
-//! runs, and before the commit every witnessed inode whose ctime moved
-//! is compared with the index. A cache file that no longer matches
-//! evicts its whole entry. One compose uses a cache at a time (a lock),
-//! so no compose can see another one's scriptlets at work.
+//! Hard links share one inode between the cache and the tree, so a script
+//! that writes into a file in place writes into the cache. Every link is
+//! therefore checked once the tree is done ([`witness`]): its metadata
+//! against what it had when linked, its content against the index (for
+//! free where the commit already checksummed it). A changed file evicts
+//! its package's entry. A compose that dies before that check leaves an
+//! `in-use` marker, and the next compose drops the whole cache. One
+//! compose uses a cache at a time (a lock), so none sees another's
+//! scripts at work.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -31,25 +35,35 @@ use serde::{Deserialize, Serialize};
 
 use crate::lock::{self, Held};
 
+pub mod witness;
+
+pub use witness::Witness;
+
 /// Bumped when the layout of an entry changes: older entries are rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// Mode bits a cache file never carries: a setuid binary must not sit in
 /// the cache with its privileges. Files that need them are copied into
 /// the tree instead of linked.
 pub const PRIVILEGED_BITS: u32 = 0o6000;
 /// Entries unused this long are removed after a compose.
 const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+/// Present while a compose may have cache files linked into a tree that
+/// scripts can write to, and not yet checked.
+const IN_USE: &str = "in-use";
+/// The directory pool (see [`crate::dirpool`]).
+const DIRS: &str = "dirs";
 
 /// One payload file of an entry.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedFile {
     /// Index in the RPM header's file list.
     pub index: usize,
-    /// sha256 of its content.
-    pub sha256: String,
+    /// The ostree content object it makes owned by root:root without
+    /// xattrs (empty for a symlink).
+    pub object: String,
     /// Its permission bits in the cache (without [`PRIVILEGED_BITS`]).
     pub mode: u32,
-    /// A symlink (no content to check: it cannot be written through).
+    /// A symlink (cannot be written through: nothing to check).
     pub symlink: bool,
 }
 
@@ -57,6 +71,9 @@ pub struct CachedFile {
 struct Index {
     format: u32,
     nevra: String,
+    /// Header indices in payload order (ghosts last), as unpacking
+    /// without the cache meets them.
+    order: Vec<usize>,
     files: Vec<CachedFile>,
 }
 
@@ -64,6 +81,8 @@ struct Index {
 pub struct Entry {
     /// The entry's directory.
     pub dir: PathBuf,
+    /// Header indices in payload order.
+    pub order: Vec<usize>,
     /// Payload files with content, by header index.
     pub files: HashMap<usize, CachedFile>,
 }
@@ -75,21 +94,36 @@ impl Entry {
     }
 }
 
+/// The checksum of the content object `data` makes with permission bits
+/// `mode`, owned by root, without xattrs.
+pub fn plain_object(mode: u32, data: &[u8]) -> String {
+    crate::archive::ArchiveWriter::checksum(&crate::archive::Object {
+        uid: 0,
+        gid: 0,
+        mode: libc::S_IFREG | mode,
+        symlink: None,
+        xattrs: &[],
+        data,
+    })
+}
+
 /// The cache, locked for this compose.
 pub struct PkgCache {
     dir: PathBuf,
-    dev: u64,
     /// Entries extracted by this compose, by sha256: still under their
     /// temporary names until [`PkgCache::publish`].
     new: Mutex<HashMap<String, PathBuf>>,
     hits: AtomicU64,
     extracted: AtomicU64,
+    /// Entries were handed out and their links not yet checked.
+    unchecked: AtomicBool,
     _lock: Held,
 }
 
 impl PkgCache {
     /// Opens (creating) `<cachedir>/pkgcache`, waiting while another
-    /// compose uses it, and removes what a killed compose left there.
+    /// compose uses it; removes what a killed compose left there, and
+    /// drops every entry if one died before checking its links.
     pub fn open(cachedir: &Path) -> anyhow::Result<PkgCache> {
         let dir = cachedir.join("pkgcache");
         fs::create_dir_all(&dir)
@@ -97,34 +131,52 @@ impl PkgCache {
         // Payloads hold whatever their packages hold: not for other users.
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
         let held = lock::exclusive(&dir, "package cache")?;
-        for e in fs::read_dir(&dir)?.flatten() {
-            if e.file_name().to_string_lossy().starts_with('.') {
-                log::debug!(
-                    "removing {}, left by an interrupted compose",
-                    e.path().display()
-                );
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-        let dev = fs::metadata(&dir)?.dev();
-        Ok(PkgCache {
+        let cache = PkgCache {
             dir,
-            dev,
             new: Mutex::new(HashMap::new()),
             hits: AtomicU64::new(0),
             extracted: AtomicU64::new(0),
+            unchecked: AtomicBool::new(false),
             _lock: held,
-        })
+        };
+        let suspect = cache.dir.join(IN_USE).exists();
+        if suspect {
+            log::warn!(
+                "{}: the last compose using it stopped before checking the files it had linked; dropping every cached payload",
+                cache.dir.display()
+            );
+        }
+        for e in fs::read_dir(&cache.dir)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || (suspect && (is_sha256(&name) || name == DIRS)) {
+                log::debug!("removing {}", e.path().display());
+                fs::remove_dir_all(e.path())
+                    .with_context(|| format!("{}: cannot remove", e.path().display()))?;
+            }
+        }
+        // The marker must outlive a crash: written and synced before any
+        // file can be linked.
+        let marker = cache.dir.join(IN_USE);
+        fs::File::create(&marker)?.sync_all()?;
+        sync_dir(&cache.dir)?;
+        Ok(cache)
     }
 
     /// The pool of directories for trees assembled beside the cache.
     pub fn dir_pool(&self) -> std::io::Result<crate::dirpool::DirPool> {
-        crate::dirpool::DirPool::open(&self.dir.join("dirs"))
+        crate::dirpool::DirPool::open(&self.dir.join(DIRS))
     }
 
-    /// Whether `path` is on the cache's filesystem (hard links can reach it).
-    pub fn same_filesystem(&self, path: &Path) -> bool {
-        fs::metadata(path).is_ok_and(|m| m.dev() == self.dev)
+    /// Whether hard links and renames reach `path` from the cache: same
+    /// device is not enough (a bind mount is another mount).
+    pub fn reaches(&self, path: &Path) -> bool {
+        let probe = self.dir.join(".probe");
+        let there = path.join(format!(".rpm-compose-probe-{}", std::process::id()));
+        let _ = fs::remove_file(&probe);
+        let ok = fs::write(&probe, b"").is_ok() && fs::hard_link(&probe, &there).is_ok();
+        let _ = fs::remove_file(&there);
+        let _ = fs::remove_file(&probe);
+        ok
     }
 
     /// The entry of the RPM at `rpm` (whose sha256 is `sha256`, already
@@ -133,25 +185,26 @@ impl PkgCache {
         if !is_sha256(sha256) {
             anyhow::bail!("{nevra}: `{sha256}` is not a sha256 checksum");
         }
+        self.unchecked.store(true, Ordering::SeqCst);
         let dir = self.dir.join(sha256);
         match read_index(&dir) {
-            Ok(Some(files)) => {
+            Ok(Some(index)) => {
                 // Its age is its last use: pruning keeps what is in use.
                 touch(&dir);
                 self.hits.fetch_add(1, Ordering::Relaxed);
-                return Ok(Entry { dir, files });
+                return Ok(entry_of(dir, index));
             }
             Ok(None) => {}
             Err(e) => {
                 log::warn!("{nevra}: cached payload unusable ({e:#}); extracting it again");
-                self.evict(sha256);
+                self.evict(sha256)?;
             }
         }
         let tmp = self
             .dir
             .join(format!(".new-{sha256}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
-        let files = extract(rpm, nevra, &tmp).inspect_err(|_| {
+        let index = extract(rpm, nevra, &tmp).inspect_err(|_| {
             let _ = fs::remove_dir_all(&tmp);
         })?;
         self.extracted.fetch_add(1, Ordering::Relaxed);
@@ -159,10 +212,7 @@ impl PkgCache {
             .lock()
             .expect("no panics")
             .insert(sha256.to_string(), tmp.clone());
-        Ok(Entry {
-            dir: tmp,
-            files: files.into_iter().map(|f| (f.index, f)).collect(),
-        })
+        Ok(entry_of(tmp, index))
     }
 
     /// Packages found in the cache and packages extracted, so far.
@@ -175,6 +225,7 @@ impl PkgCache {
 
     /// Makes the entries this compose extracted durable, then visible to
     /// later composes: a crash can lose them, never leave one that lies.
+    /// Call after [`PkgCache::check`].
     pub fn publish(&self) -> anyhow::Result<()> {
         let new = std::mem::take(&mut *self.new.lock().expect("no panics"));
         if new.is_empty() {
@@ -192,53 +243,46 @@ impl PkgCache {
             fs::rename(&tmp, &dir)
                 .with_context(|| format!("{}: cannot add to the package cache", dir.display()))?;
         }
+        sync_dir(&self.dir)?;
         Ok(())
     }
 
-    /// Removes the entry of `sha256` (renamed away first, so that no
-    /// half-removed entry is ever taken for a complete one).
-    pub fn evict(&self, sha256: &str) {
+    /// Removes the entry of `sha256`: renamed away first (and that made
+    /// durable), so that no half-removed entry is ever taken for a
+    /// complete one.
+    pub fn evict(&self, sha256: &str) -> anyhow::Result<()> {
         if let Some(tmp) = self.new.lock().expect("no panics").remove(sha256) {
-            let _ = fs::remove_dir_all(tmp);
-            return;
+            return fs::remove_dir_all(&tmp)
+                .with_context(|| format!("{}: cannot remove", tmp.display()));
         }
         let dir = self.dir.join(sha256);
         let trash = self.dir.join(format!(".evicted-{sha256}"));
-        if fs::rename(&dir, &trash).is_ok() {
-            let _ = fs::remove_dir_all(&trash);
+        match fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot evict", dir.display())),
         }
+        sync_dir(&self.dir)?;
+        fs::remove_dir_all(&trash).with_context(|| format!("{}: cannot remove", trash.display()))
     }
 
-    /// Compares every witnessed link with the index and evicts entries
-    /// whose files were changed in place; returns how many were evicted.
-    pub fn check(&self, witness: &Witness) -> anyhow::Result<usize> {
-        let mut bad: HashSet<&str> = HashSet::new();
-        for w in &witness.links {
-            if bad.contains(w.sha256.as_str()) {
-                continue;
-            }
-            let unchanged = match fs::symlink_metadata(&w.path) {
-                Ok(m) if ctime(&m) == w.ctime => true,
-                // The ctime also moves when a link is added or removed:
-                // only the content and mode say whether it was written.
-                Ok(m) => {
-                    m.mode() & 0o7777 == w.mode
-                        && fs::read(&w.path)
-                            .is_ok_and(|data| file_details::sha256_hex(&data) == w.expected)
-                }
-                Err(_) => false,
-            };
-            if !unchanged {
-                log::warn!(
-                    "{}: a file of its cached payload was changed during the compose (by a scriptlet?); dropping it from the package cache",
-                    w.nevra
-                );
-                bad.insert(&w.sha256);
-            }
+    /// Checks every link `witness` saw (see [`witness`]) and evicts the
+    /// entries whose files changed; `known` holds the content objects the
+    /// commit computed, by (device, inode), for files owned by root
+    /// without xattrs. Returns how many entries were evicted.
+    pub fn check(
+        &self,
+        witness: &Witness,
+        known: &HashMap<(u64, u64), String>,
+    ) -> anyhow::Result<usize> {
+        let bad = witness.changed(known);
+        for (sha256, nevra) in &bad {
+            log::warn!(
+                "{nevra}: a file of its cached payload was changed during the compose (by a script?); dropping it from the package cache"
+            );
+            self.evict(sha256)?;
         }
-        for sha256 in &bad {
-            self.evict(sha256);
-        }
+        self.unchecked.store(false, Ordering::SeqCst);
         Ok(bad.len())
     }
 
@@ -259,13 +303,33 @@ impl PkgCache {
                 .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > MAX_AGE);
             if old {
                 log::debug!("pruning {name} from the package cache");
-                self.evict(&name);
+                if let Err(e) = self.evict(&name) {
+                    log::warn!("{e:#}");
+                }
             }
         }
     }
 }
 
-fn read_index(dir: &Path) -> anyhow::Result<Option<HashMap<usize, CachedFile>>> {
+impl Drop for PkgCache {
+    fn drop(&mut self) {
+        // Links left unchecked (a panic, or a bug): the marker stays, and
+        // the next compose drops the cache.
+        if !self.unchecked.load(Ordering::SeqCst) {
+            let _ = fs::remove_file(self.dir.join(IN_USE));
+        }
+    }
+}
+
+fn entry_of(dir: PathBuf, index: Index) -> Entry {
+    Entry {
+        dir,
+        order: index.order,
+        files: index.files.into_iter().map(|f| (f.index, f)).collect(),
+    }
+}
+
+fn read_index(dir: &Path) -> anyhow::Result<Option<Index>> {
     let text = match fs::read(dir.join("index")) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir.exists() => return Ok(None),
@@ -275,24 +339,35 @@ fn read_index(dir: &Path) -> anyhow::Result<Option<HashMap<usize, CachedFile>>> 
     if index.format != FORMAT {
         anyhow::bail!("format {} (now {FORMAT})", index.format);
     }
-    Ok(Some(
-        index.files.into_iter().map(|f| (f.index, f)).collect(),
-    ))
+    // A file gone from the entry would only fail the link later.
+    let present = fs::read_dir(dir.join("f"))?.count();
+    if present != index.files.len() {
+        anyhow::bail!("{present} files, its index lists {}", index.files.len());
+    }
+    Ok(Some(index))
 }
 
 /// Decompresses the payload of `rpm` into the new entry `dir`.
-fn extract(rpm: &Path, nevra: &str, dir: &Path) -> anyhow::Result<Vec<CachedFile>> {
+fn extract(rpm: &Path, nevra: &str, dir: &Path) -> anyhow::Result<Index> {
     let pkg = rpm::Package::open(rpm).with_context(|| format!("{nevra}: cannot read the RPM"))?;
-    let index_of: HashMap<String, usize> = pkg
+    let mut index_of: HashMap<String, usize> = HashMap::new();
+    for (i, e) in pkg
         .metadata
         .get_file_entries()
         .unwrap_or_default()
         .iter()
         .enumerate()
-        .map(|(i, e)| (e.path().to_string_lossy().into_owned(), i))
-        .collect();
+    {
+        let path = e.path().to_string_lossy().into_owned();
+        // Two entries of one path could make one cache file twice, the
+        // second time through what the first made.
+        if index_of.insert(path.clone(), i).is_some() {
+            anyhow::bail!("{nevra}: the header lists `{path}` twice");
+        }
+    }
     let files_dir = dir.join("f");
     fs::create_dir_all(&files_dir)?;
+    let mut order = Vec::new();
     let mut out = Vec::new();
     for f in pkg
         .files()
@@ -300,55 +375,77 @@ fn extract(rpm: &Path, nevra: &str, dir: &Path) -> anyhow::Result<Vec<CachedFile
     {
         let f = f.with_context(|| format!("{nevra}: corrupt payload"))?;
         let path = f.metadata.path().to_string_lossy().into_owned();
-        let index = || {
-            index_of
-                .get(&path)
-                .copied()
-                .with_context(|| format!("{nevra}: payload file `{path}` is not in the header"))
-        };
-        if f.metadata.file_type() == rpm::FileType::SymbolicLink {
-            // Symlinks too are linked rather than made: each one made is
-            // an inode to allocate.
-            let Some(to) = f.metadata.linkto() else {
-                continue;
-            };
-            let index = index()?;
-            let file = files_dir.join(index.to_string());
-            std::os::unix::fs::symlink(to, &file)
-                .with_context(|| format!("{}: cannot write", file.display()))?;
-            crate::unpack::set_mtime(&file, f.metadata.modified_at().0 as i64, true);
-            out.push(CachedFile {
-                index,
-                sha256: String::new(),
-                mode: 0o777,
-                symlink: true,
-            });
-            continue;
-        }
-        let Some(content) = f.content() else { continue };
-        if f.metadata.file_type() != rpm::FileType::Regular {
-            continue;
-        }
-        let index = index()?;
-        let mode = f.metadata.permissions() as u32 & 0o7777 & !PRIVILEGED_BITS;
+        let index = index_of
+            .get(&path)
+            .copied()
+            .with_context(|| format!("{nevra}: payload file `{path}` is not in the header"))?;
+        order.push(index);
         let file = files_dir.join(index.to_string());
-        fs::write(&file, content).with_context(|| format!("{}: cannot write", file.display()))?;
-        fs::set_permissions(&file, fs::Permissions::from_mode(mode))?;
-        crate::unpack::set_mtime(&file, f.metadata.modified_at().0 as i64, false);
-        out.push(CachedFile {
-            index,
-            sha256: file_details::sha256_hex(content),
-            mode,
-            symlink: false,
-        });
+        let mtime = f.metadata.modified_at().0 as i64;
+        let written = match f.metadata.file_type() {
+            rpm::FileType::SymbolicLink => match f.metadata.linkto() {
+                // symlink() never replaces: a second record of one index
+                // fails here.
+                Some(to) => {
+                    std::os::unix::fs::symlink(to, &file)
+                        .with_context(|| format!("{}: cannot write", file.display()))?;
+                    crate::unpack::set_mtime(&file, mtime, true);
+                    Some(CachedFile {
+                        index,
+                        object: String::new(),
+                        mode: 0o777,
+                        symlink: true,
+                    })
+                }
+                None => None,
+            },
+            rpm::FileType::Regular => match f.content() {
+                Some(content) => {
+                    let mode = f.metadata.permissions() as u32 & 0o7777 & !PRIVILEGED_BITS;
+                    write_new(&file, content, mode, mtime)
+                        .with_context(|| format!("{}: cannot write", file.display()))?;
+                    Some(CachedFile {
+                        index,
+                        object: plain_object(mode, content),
+                        mode,
+                        symlink: false,
+                    })
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        out.extend(written);
     }
     let index = Index {
         format: FORMAT,
         nevra: nevra.to_string(),
-        files: out.clone(),
+        order,
+        files: out,
     };
     fs::write(dir.join("index"), serde_json::to_vec(&index)?)?;
-    Ok(out)
+    Ok(index)
+}
+
+/// Creates `file` (never through anything already there) with `data`,
+/// `mode` and `mtime`, all on the open descriptor.
+fn write_new(file: &Path, data: &[u8], mode: u32, mtime: i64) -> std::io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(file)?;
+    f.write_all(data)?;
+    f.set_permissions(fs::Permissions::from_mode(mode))?;
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64);
+    f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("{}: cannot sync", dir.display()))
 }
 
 fn is_sha256(name: &str) -> bool {
@@ -363,89 +460,13 @@ fn touch(dir: &Path) {
     unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
 }
 
-fn ctime(m: &fs::Metadata) -> (i64, i64) {
-    (m.ctime(), m.ctime_nsec())
-}
-
-/// One hard link from the cache into the tree.
-struct Link {
-    /// The cache file: the tree's path may be replaced or removed later.
-    path: PathBuf,
-    ctime: (i64, i64),
-    mode: u32,
-    expected: String,
-    sha256: String,
-    nevra: String,
-}
-
-/// The links made into the tree, with the ctime each had when made.
-#[derive(Default)]
-pub struct Witness {
-    links: Vec<Link>,
-    /// The newest ctime noted since the clock last passed one.
-    pending: Option<(i64, i64)>,
-}
-
-impl Witness {
-    /// Notes the link just made to `source`, the cache file `cached` of
-    /// package `sha256`.
-    pub fn record(
-        &mut self,
-        source: &Path,
-        cached: &CachedFile,
-        sha256: &str,
-        nevra: &str,
-    ) -> std::io::Result<()> {
-        let m = fs::symlink_metadata(source)?;
-        let c = ctime(&m);
-        self.pending = Some(self.pending.map_or(c, |p| p.max(c)));
-        self.links.push(Link {
-            path: source.to_path_buf(),
-            ctime: c,
-            mode: cached.mode,
-            expected: cached.sha256.clone(),
-            sha256: sha256.to_string(),
-            nevra: nevra.to_string(),
-        });
-        Ok(())
-    }
-
-    /// Waits until the clock that stamps ctimes has moved past every
-    /// noted one, so that whatever runs next cannot change a linked file
-    /// without changing its ctime. Call before any scriptlet.
-    pub fn settle(&mut self) {
-        let Some(newest) = self.pending.take() else {
-            return;
-        };
-        // The kernel stamps ctimes from its coarse clock (a tick of a few
-        // milliseconds), so a write in the same tick as the link could
-        // leave the ctime as noted.
-        while coarse_now() <= newest {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// How many links were made.
-    pub fn len(&self) -> usize {
-        self.links.len()
-    }
-}
-
-fn coarse_now() -> (i64, i64) {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills the struct we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    (ts.tv_sec, ts.tv_nsec)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
-    /// A package with a plain file, a setuid binary and a hard-link pair.
+    /// A package with a plain file, a setuid binary, a hard-link pair and
+    /// a symlink.
     fn package(out: &Path) -> (PathBuf, String) {
         let rpm = testkit::build_rpm(
             "Name: cached\nVersion: 1\nRelease: 1\nSummary: s\nLicense: MIT\nBuildArch: noarch\n\
@@ -481,7 +502,7 @@ mod tests {
         // Not visible under its name until published.
         assert!(!d.path().join("cache/pkgcache").join(&sha).exists());
         // The hard-link pair is stored once, the symlink as a symlink; no
-        // file keeps setuid.
+        // file keeps setuid; the index knows each file's object.
         assert_eq!(e.files.len(), 4, "{:?}", e.files);
         let sym = e.files.values().find(|f| f.symlink).unwrap();
         assert_eq!(
@@ -491,13 +512,19 @@ mod tests {
         let (suid, meta) = by_content(&e, "suid\n");
         assert_eq!(meta.mode, 0o755);
         assert_eq!(fs::metadata(&suid).unwrap().mode() & 0o7777, 0o755);
+        assert_eq!(meta.object, plain_object(0o755, b"suid\n"));
+        // Payload order covers every packaged entry, directories too.
+        assert!(e.order.len() > e.files.len(), "{:?}", e.order);
+        cache.check(&Witness::default(), &HashMap::new()).unwrap();
         cache.publish().unwrap();
         assert!(d.path().join("cache/pkgcache").join(&sha).is_dir());
         assert_eq!(cache.counts(), (0, 1));
         let again = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
         assert_eq!(again.files.len(), 4);
         assert_eq!(cache.counts(), (1, 1));
+        cache.check(&Witness::default(), &HashMap::new()).unwrap();
         drop(cache);
+        assert!(!d.path().join("cache/pkgcache/in-use").exists());
 
         // A killed compose's half-made entry is removed by the next one,
         // and never taken for an entry.
@@ -505,69 +532,159 @@ mod tests {
         fs::create_dir_all(half.join("f")).unwrap();
         let cache = PkgCache::open(&d.path().join("cache")).unwrap();
         assert!(!half.exists());
+        assert!(d.path().join("cache/pkgcache").join(&sha).is_dir());
         assert!(
             cache.entry("zz", &rpm, "x").is_err(),
             "a bad key is refused"
         );
+        // A file gone from an entry makes it extracted again.
+        let e = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
+        let (plain, _) = by_content(&e, "plain\n");
+        fs::remove_file(plain).unwrap();
+        let e = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
+        by_content(&e, "plain\n");
     }
 
     #[test]
-    fn writes_through_a_link_evict_the_entry_other_changes_do_not() {
+    fn a_compose_that_dies_with_links_unchecked_costs_the_whole_cache() {
         let d = tempfile::tempdir().unwrap();
         let (rpm, sha) = package(&d.path().join("rpms"));
         let cache = PkgCache::open(&d.path().join("cache")).unwrap();
         cache.entry(&sha, &rpm, "cached-1-1").unwrap();
+        cache.check(&Witness::default(), &HashMap::new()).unwrap();
         cache.publish().unwrap();
-        let e = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
-        let tree = d.path().join("tree");
-        fs::create_dir(&tree).unwrap();
+        drop(cache);
+        // Entries handed out, never checked (a kill, a panic).
+        let cache = PkgCache::open(&d.path().join("cache")).unwrap();
+        cache.entry(&sha, &rpm, "cached-1-1").unwrap();
+        drop(cache);
+        assert!(d.path().join("cache/pkgcache/in-use").exists());
+        let cache = PkgCache::open(&d.path().join("cache")).unwrap();
+        assert!(!d.path().join("cache/pkgcache").join(&sha).exists());
+        cache.entry(&sha, &rpm, "cached-1-1").unwrap();
+        assert_eq!(cache.counts(), (0, 1));
+    }
+
+    /// Links into a tree, witnessed as unpacking does.
+    fn linked(cache: &PkgCache, rpm: &Path, sha: &str, tree: &Path) -> (Witness, Entry) {
+        let e = cache.entry(sha, rpm, "cached-1-1").unwrap();
         let mut witness = Witness::default();
         for text in ["plain\n", "same\n"] {
             let (source, meta) = by_content(&e, text);
             let at = tree.join(text.trim());
+            let _ = fs::remove_file(&at);
             fs::hard_link(&source, &at).unwrap();
-            witness.record(&source, &meta, &sha, "cached-1-1").unwrap();
+            witness.record(&source, &meta, sha, "cached-1-1").unwrap();
         }
-        witness.settle();
-        // Unlinking and relinking move the ctime but change nothing.
-        fs::remove_file(tree.join("same")).unwrap();
-        assert_eq!(cache.check(&witness).unwrap(), 0);
-        assert!(d.path().join("cache/pkgcache").join(&sha).is_dir());
-
-        // An append right after the links, in the same clock tick as
-        // they were made, is still seen.
-        let mut witness = Witness::default();
-        let (source, meta) = by_content(&e, "plain\n");
-        fs::remove_file(tree.join("plain")).unwrap();
-        fs::hard_link(&source, tree.join("plain")).unwrap();
-        witness.record(&source, &meta, &sha, "cached-1-1").unwrap();
-        witness.settle();
-        use std::io::Write;
-        fs::OpenOptions::new()
-            .append(true)
-            .open(tree.join("plain"))
-            .unwrap()
-            .write_all(b"tampered\n")
-            .unwrap();
-        assert_eq!(cache.check(&witness).unwrap(), 1);
-        assert!(!d.path().join("cache/pkgcache").join(&sha).exists());
-        // The next use extracts it afresh.
-        let fresh = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
-        let (source, _) = by_content(&fresh, "plain\n");
-        assert_eq!(fs::read_to_string(source).unwrap(), "plain\n");
+        (witness, e)
     }
 
     #[test]
-    fn a_chmod_through_a_link_evicts_too() {
+    fn writes_through_a_link_evict_the_entry_other_changes_do_not() {
+        use std::io::Write as _;
         let d = tempfile::tempdir().unwrap();
         let (rpm, sha) = package(&d.path().join("rpms"));
         let cache = PkgCache::open(&d.path().join("cache")).unwrap();
-        let e = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
-        let (source, meta) = by_content(&e, "plain\n");
-        let mut witness = Witness::default();
-        witness.record(&source, &meta, &sha, "cached-1-1").unwrap();
-        witness.settle();
-        fs::set_permissions(&source, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(cache.check(&witness).unwrap(), 1);
+        let tree = d.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        let published = d.path().join("cache/pkgcache").join(&sha);
+        let (w, _) = linked(&cache, &rpm, &sha, &tree);
+        assert_eq!(cache.check(&w, &HashMap::new()).unwrap(), 0);
+        cache.publish().unwrap();
+
+        // Unlinking and renaming change nothing of the file.
+        let (w, _) = linked(&cache, &rpm, &sha, &tree);
+        fs::remove_file(tree.join("same")).unwrap();
+        fs::rename(tree.join("plain"), tree.join("moved")).unwrap();
+        assert_eq!(cache.check(&w, &HashMap::new()).unwrap(), 0);
+        assert!(published.is_dir());
+
+        type Change = fn(&Path);
+        let changes: [(&str, Change); 5] = [
+            ("append", |p| {
+                fs::OpenOptions::new()
+                    .append(true)
+                    .open(p)
+                    .unwrap()
+                    .write_all(b"tampered\n")
+                    .unwrap()
+            }),
+            // Same size, mtime put back: only the content tells.
+            ("rewrite", |p| {
+                let mtime = fs::metadata(p).unwrap().modified().unwrap();
+                let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+                (&f).write_all(b"PLAIN\n").unwrap();
+                f.set_modified(mtime).unwrap();
+            }),
+            ("chmod", |p| {
+                fs::set_permissions(p, fs::Permissions::from_mode(0o600)).unwrap()
+            }),
+            ("touch", |p| {
+                fs::File::options()
+                    .write(true)
+                    .open(p)
+                    .unwrap()
+                    .set_modified(SystemTime::now())
+                    .unwrap()
+            }),
+            ("xattr", |p| {
+                let path = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+                // SAFETY: valid C strings and a buffer of the size given.
+                let r = unsafe {
+                    libc::setxattr(
+                        path.as_ptr(),
+                        c"user.x".as_ptr(),
+                        b"1".as_ptr().cast(),
+                        1,
+                        0,
+                    )
+                };
+                assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+            }),
+        ];
+        for (what, change) in changes {
+            let (w, _) = linked(&cache, &rpm, &sha, &tree);
+            change(&tree.join("plain"));
+            assert_eq!(cache.check(&w, &HashMap::new()).unwrap(), 1, "{what}");
+            assert!(!published.exists(), "{what}: still cached");
+            // Extracted afresh, pristine.
+            let e = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
+            let (source, _) = by_content(&e, "plain\n");
+            assert_eq!(fs::read_to_string(source).unwrap(), "plain\n", "{what}");
+            cache.check(&Witness::default(), &HashMap::new()).unwrap();
+            cache.publish().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_commits_checksums_stand_in_for_reading_the_files() {
+        let d = tempfile::tempdir().unwrap();
+        let (rpm, sha) = package(&d.path().join("rpms"));
+        let cache = PkgCache::open(&d.path().join("cache")).unwrap();
+        let tree = d.path().join("tree");
+        fs::create_dir(&tree).unwrap();
+        let (w, e) = linked(&cache, &rpm, &sha, &tree);
+        let id = |text: &str| {
+            let m = fs::metadata(by_content(&e, text).0).unwrap();
+            (m.dev(), m.ino())
+        };
+        let mut known = HashMap::new();
+        known.insert(id("plain\n"), plain_object(0o644, b"plain\n"));
+        known.insert(id("same\n"), plain_object(0o644, b"same\n"));
+        assert_eq!(cache.check(&w, &known).unwrap(), 0);
+        // The commit saw other content: the entry goes.
+        known.insert(id("plain\n"), plain_object(0o644, b"other\n"));
+        assert_eq!(cache.check(&w, &known).unwrap(), 1);
+    }
+
+    #[test]
+    fn cache_files_are_never_written_through_what_is_there() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::write(&outside, "keep").unwrap();
+        let file = d.path().join("f");
+        std::os::unix::fs::symlink(&outside, &file).unwrap();
+        assert!(write_new(&file, b"new", 0o644, 0).is_err());
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
     }
 }

@@ -117,19 +117,30 @@ impl Loaded {
     ) -> anyhow::Result<Loaded> {
         let metadata = rpm::PackageMetadata::open(rpm_path)
             .with_context(|| format!("{nevra}: cannot read the RPM header"))?;
-        let files = metadata
-            .get_file_entries()
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let content = match entry.files.get(&i) {
-                    Some(c) => Content::Cached(entry.file(i), c.clone()),
-                    None => Content::None,
-                };
-                (e.into_owned(), content)
-            })
-            .collect();
+        let entries = metadata.get_file_entries().unwrap_or_default();
+        // Payload order, as unpacking without the cache meets the files.
+        let mut files = Vec::with_capacity(entry.order.len());
+        for &i in &entry.order {
+            let e = entries
+                .get(i)
+                .with_context(|| format!("{nevra}: cache entry names header file {i}"))?;
+            let content = match entry.files.get(&i) {
+                Some(c) => {
+                    let kind = e.file_type();
+                    let fits = if c.symlink {
+                        kind == FileType::SymbolicLink
+                    } else {
+                        kind == FileType::Regular
+                    };
+                    if !fits {
+                        bail!("{nevra}: cache entry file {i} is not the header's {kind:?}");
+                    }
+                    Content::Cached(entry.file(i), c.clone())
+                }
+                None => Content::None,
+            };
+            files.push((e.clone().into_owned(), content));
+        }
         Ok(Loaded {
             nevra: nevra.to_string(),
             files,
@@ -204,10 +215,9 @@ impl Root {
         self.dirs.as_mut()
     }
 
-    /// Call before running a script in the tree: it may change anything
-    /// (see [`pkgcache::Witness::settle`]).
+    /// Call before running a script in the tree: it may change anything,
+    /// so resolved directories are resolved again.
     pub fn before_script(&mut self) {
-        self.witness.settle();
         self.parents.clear();
     }
 
@@ -317,9 +327,13 @@ impl Root {
                         // Privileged bits are never in the cache: such a
                         // file gets a copy of its own.
                         Content::Cached(source, _) if mode & pkgcache::PRIVILEGED_BITS != 0 => {
-                            replace_with(&target, |tmp| {
-                                fs::copy(&source, tmp)?;
-                                fs::set_permissions(tmp, fs::Permissions::from_mode(mode))
+                            self.place(&target, |at| {
+                                let mut out = fs::OpenOptions::new()
+                                    .write(true)
+                                    .create_new(true)
+                                    .open(at)?;
+                                std::io::copy(&mut fs::File::open(&source)?, &mut out)?;
+                                out.set_permissions(fs::Permissions::from_mode(mode))
                             })
                             .with_context(|| format!("{nevra}: copying `{pkg_path}`"))?;
                             set_mtime(&target, mtime, false);

@@ -250,6 +250,14 @@ fn a_script_writing_through_a_cached_file_does_not_poison_the_next_compose() {
             None,
         )
     };
+    // A compose that fails after its script wrote through a link must
+    // not leave the write in the cache either.
+    let mut failing = tf.clone();
+    failing["postprocess"] = serde_json::json!(["echo tampered >> /usr/bin/app; exit 1"]);
+    w.treefile(&failing.to_string());
+    pinned(&[]).fails_with(1);
+    w.treefile(&tf.to_string());
+
     let first = entry(&pinned(&[]).ok().json());
     let text = app(&first["commit"]);
     assert_eq!(text.matches("tampered").count(), 1, "{text}");
@@ -259,6 +267,7 @@ fn a_script_writing_through_a_cached_file_does_not_poison_the_next_compose() {
     assert_eq!(second["content_checksum"], first["content_checksum"]);
     // Only app was extracted again.
     let n = first["packages"].as_array().unwrap().len() as u64;
+    assert_eq!(first["stats"]["packages_unpacked"], 1, "{first}");
     assert_eq!(second["stats"]["packages_unpacked"], 1, "{second}");
     assert_eq!(second["stats"]["packages_linked"], n - 1, "{second}");
 }

@@ -1,0 +1,118 @@
+//! Whether the cache files linked into a tree were changed through it.
+//!
+//! Each link is noted with what its inode looked like right after it was
+//! made. At the end every noted inode must still have that mode, owner,
+//! size and mtime, no xattrs, and the content the index promises. The
+//! content check costs nothing where the commit already checksummed the
+//! file (the object of a root-owned file without xattrs is exactly what
+//! the index holds); files the tree no longer shows (removed, replaced)
+//! are read and checksummed here. No timestamp is trusted to reveal a
+//! write: a script can restore an mtime, and ctimes are only as fine as
+//! the filesystem keeps them.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::{plain_object, CachedFile};
+
+/// One hard link from the cache into the tree, as its inode was.
+struct Link {
+    /// The cache file: the tree's path may be replaced or removed later.
+    path: PathBuf,
+    id: (u64, u64),
+    mode: u32,
+    owner: (u32, u32),
+    size: u64,
+    mtime: (i64, i64),
+    object: String,
+    sha256: String,
+    nevra: String,
+}
+
+/// The links made into a tree.
+#[derive(Default)]
+pub struct Witness {
+    links: Vec<Link>,
+}
+
+impl Witness {
+    /// Notes the link just made to `source`, the cache file `cached` of
+    /// package `sha256` (`nevra` for messages).
+    pub fn record(
+        &mut self,
+        source: &Path,
+        cached: &CachedFile,
+        sha256: &str,
+        nevra: &str,
+    ) -> std::io::Result<()> {
+        let m = fs::symlink_metadata(source)?;
+        self.links.push(Link {
+            path: source.to_path_buf(),
+            id: (m.dev(), m.ino()),
+            mode: m.mode() & 0o7777,
+            owner: (m.uid(), m.gid()),
+            size: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            object: cached.object.clone(),
+            sha256: sha256.to_string(),
+            nevra: nevra.to_string(),
+        });
+        Ok(())
+    }
+
+    /// How many links were made.
+    pub fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The packages (sha256, nevra) one of whose linked files changed.
+    /// `known`: content objects by (device, inode), from the commit.
+    pub fn changed(&self, known: &HashMap<(u64, u64), String>) -> Vec<(String, String)> {
+        let mut bad: Vec<(String, String)> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for w in &self.links {
+            if seen.contains(w.sha256.as_str()) {
+                continue;
+            }
+            if !w.unchanged(known) {
+                seen.insert(&w.sha256);
+                bad.push((w.sha256.clone(), w.nevra.clone()));
+            }
+        }
+        bad
+    }
+}
+
+impl Link {
+    fn unchanged(&self, known: &HashMap<(u64, u64), String>) -> bool {
+        let Ok(m) = fs::symlink_metadata(&self.path) else {
+            return false;
+        };
+        let same_inode = (m.dev(), m.ino()) == self.id
+            && m.mode() & 0o7777 == self.mode
+            && (m.uid(), m.gid()) == self.owner
+            && m.len() == self.size
+            && (m.mtime(), m.mtime_nsec()) == self.mtime
+            && !has_xattrs(&self.path);
+        same_inode
+            && match known.get(&self.id) {
+                Some(object) => *object == self.object,
+                None => fs::read(&self.path)
+                    .is_ok_and(|data| plain_object(self.mode, &data) == self.object),
+            }
+    }
+}
+
+/// Whether `path` (not followed) carries any extended attribute: an ACL,
+/// a label or a capability set through the tree would stay in the cache.
+fn has_xattrs(path: &Path) -> bool {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return true;
+    };
+    // SAFETY: a valid C string; a null buffer of size 0 asks for the size.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
+    // Unsupported (ENOTSUP) means there can be none.
+    n > 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOTSUP))
+}
