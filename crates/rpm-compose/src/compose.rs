@@ -15,8 +15,9 @@ use releng_manifest::{BadInput, ComposeEntry, ComposePackage, ComposeRepo, Compo
 use crate::changes::{self, Previous};
 use crate::fetch::Fetcher;
 use crate::lock::{self, StagingRoot};
+use crate::payload::Loaded;
 use crate::pkgcache::PkgCache;
-use crate::unpack::{Loaded, Root, UnpackOptions};
+use crate::unpack::{Root, UnpackOptions};
 use crate::{
     commit, download, metadata, pipeline, postprocess, repofile, rpmdb, rpmmd, scriptlets, solve,
     treefile,

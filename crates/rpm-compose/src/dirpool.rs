@@ -107,7 +107,7 @@ impl DirPool {
 
     fn reusable(&self, dir: &Path, me: u32) -> bool {
         fs::symlink_metadata(dir).is_ok_and(|m| m.uid() == me && m.gid() == egid())
-            && !has_xattrs(dir)
+            && !crate::pkgcache::has_xattrs(dir)
             // An htree index only says the directory was once large.
             && inode_flags(dir).is_some_and(|f| f & !INDEX_FL == self.fresh_flags & !INDEX_FL)
     }
@@ -154,13 +154,6 @@ fn inode_flags(dir: &Path) -> Option<libc::c_long> {
     let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
     // Filesystems without flags (tmpfs) have none to carry over.
     (r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ENOTTY)).then_some(flags)
-}
-
-fn has_xattrs(p: &Path) -> bool {
-    let Ok(c) = c_path(p) else { return true };
-    // SAFETY: a valid C string; a null buffer of size 0 asks for the size.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    n > 0 || (n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::ENOTSUP))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod fetch;
 mod lock;
 mod metadata;
 mod outputs;
+mod payload;
 mod pipeline;
 mod pkgcache;
 mod postprocess;

@@ -4,7 +4,7 @@
 
 use std::sync::{Condvar, Mutex};
 
-use crate::unpack::Loaded;
+use crate::payload::Loaded;
 
 /// How many packages may wait decompressed: bounds memory to a few RPMs.
 const AHEAD: usize = 3;

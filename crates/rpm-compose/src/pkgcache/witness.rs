@@ -15,7 +15,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{plain_object, CachedFile};
+use super::{has_xattrs, plain_object, CachedFile};
 
 /// One hard link from the cache into the tree, as its inode was.
 struct Link {
@@ -103,16 +103,4 @@ impl Link {
                     .is_ok_and(|data| plain_object(self.mode, &data) == self.object),
             }
     }
-}
-
-/// Whether `path` (not followed) carries any extended attribute: an ACL,
-/// a label or a capability set through the tree would stay in the cache.
-fn has_xattrs(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return true;
-    };
-    // SAFETY: a valid C string; a null buffer of size 0 asks for the size.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    // Unsupported (ENOTSUP) means there can be none.
-    n > 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOTSUP))
 }
