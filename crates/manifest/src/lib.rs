@@ -24,6 +24,7 @@ mod mirror_sections;
 pub mod progress;
 pub mod schema;
 pub mod sections;
+pub mod treepath;
 
 pub use dates::iso8601;
 pub use envelope::{Manifest, Section, FORMAT_VERSION, MANIFEST_TYPE};

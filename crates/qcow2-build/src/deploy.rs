@@ -5,12 +5,12 @@
 //! directory: no mounts, no loop devices.
 
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context};
-use releng_manifest::BadInput;
+use releng_manifest::{treepath, BadInput};
 
 use crate::kickstart::{Kickstart, OstreeSetup};
 
@@ -168,45 +168,54 @@ fn check_tree(repo: &str, commit: &str) -> anyhow::Result<()> {
 }
 
 /// Applies the kickstart's system settings to the deployment's /etc.
+///
+/// The deployment is the commit's tree, symlinks and all: every path goes
+/// through [`treepath`] (an absolute symlink there means the image's root,
+/// not this host's) and every file is replaced, never written through.
 pub fn configure(d: &Deployed, ks: &Kickstart) -> anyhow::Result<()> {
-    let etc = d.deployment.join("etc");
+    let root = d.deployment.as_path();
+    let write = |rel: &str, text: String| -> anyhow::Result<()> {
+        let at = treepath::entry(root, rel).with_context(|| format!("/{rel}"))?;
+        treepath::replace(&at, |tmp| fs::write(tmp, &text)).with_context(|| format!("/{rel}"))
+    };
     if let Some(tz) = &ks.timezone {
-        let link = etc.join("localtime");
-        let _ = fs::remove_file(&link);
-        symlink(format!("../usr/share/zoneinfo/{tz}"), &link)?;
+        let link = treepath::entry(root, "etc/localtime").context("/etc/localtime")?;
+        treepath::replace(&link, |tmp| {
+            symlink(format!("../usr/share/zoneinfo/{tz}"), tmp)
+        })?;
     }
     if let Some(lang) = &ks.lang {
-        fs::write(etc.join("locale.conf"), format!("LANG=\"{lang}\"\n"))?;
+        write("etc/locale.conf", format!("LANG=\"{lang}\"\n"))?;
     }
     if let Some(map) = &ks.keyboard {
-        fs::write(etc.join("vconsole.conf"), format!("KEYMAP=\"{map}\"\n"))?;
+        write("etc/vconsole.conf", format!("KEYMAP=\"{map}\"\n"))?;
     }
     if let Some(h) = &ks.hostname {
-        fs::write(etc.join("hostname"), format!("{h}\n"))?;
+        write("etc/hostname", format!("{h}\n"))?;
     }
     if ks.rootpw_lock {
-        lock_root(&etc.join("shadow"))?;
+        lock_root(&treepath::entry(root, "etc/shadow")?)?;
     }
-    let units = etc.join("systemd/system");
     for svc in &ks.services_enabled {
-        let unit = unit_name(svc);
-        if !d
-            .deployment
-            .join("usr/lib/systemd/system")
-            .join(&unit)
-            .exists()
-        {
+        let unit = unit_name(svc)?;
+        let shipped = treepath::find(root, &format!("usr/lib/systemd/system/{unit}"))?;
+        if !shipped.is_some_and(|p| fs::symlink_metadata(p).is_ok()) {
             log::warn!("services --enabled: {unit} is not in the tree; enabling it anyway");
         }
-        let wants = units.join("multi-user.target.wants");
-        fs::create_dir_all(&wants)?;
-        let _ = fs::remove_file(wants.join(&unit));
-        symlink(format!("/usr/lib/systemd/system/{unit}"), wants.join(&unit))?;
+        let wants = treepath::dir(root, "etc/systemd/system/multi-user.target.wants")?;
+        treepath::replace(&wants.join(&unit), |tmp| {
+            symlink(format!("/usr/lib/systemd/system/{unit}"), tmp)
+        })?;
     }
+    if ks.services_disabled.is_empty() {
+        return Ok(());
+    }
+    let units = treepath::resolve(root, Path::new("etc/systemd/system"), None)?;
     for svc in &ks.services_disabled {
-        let unit = unit_name(svc);
-        if let Ok(dirs) = fs::read_dir(&units) {
-            for d in dirs.flatten() {
+        let unit = unit_name(svc)?;
+        let Some(units) = &units else { break };
+        for d in fs::read_dir(units)?.flatten() {
+            if d.file_type().is_ok_and(|t| t.is_dir()) {
                 let _ = fs::remove_file(d.path().join(&unit));
             }
         }
@@ -214,19 +223,27 @@ pub fn configure(d: &Deployed, ks: &Kickstart) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn unit_name(s: &str) -> String {
-    if s.contains('.') {
-        s.to_string()
-    } else {
-        format!("{s}.service")
+/// `svc` as a unit file name: `sshd` is `sshd.service`.
+fn unit_name(svc: &str) -> anyhow::Result<String> {
+    if svc.is_empty() || svc.contains('/') || svc.starts_with('.') {
+        return Err(BadInput::err(format!(
+            "services: `{svc}` is not a unit name"
+        )));
     }
+    Ok(if svc.contains('.') {
+        svc.to_string()
+    } else {
+        format!("{svc}.service")
+    })
 }
 
 fn lock_root(shadow: &Path) -> anyhow::Result<()> {
-    let Ok(text) = fs::read_to_string(shadow) else {
-        log::warn!("rootpw --lock: the tree has no /etc/shadow");
+    // Only the tree's own file: a symlink could lead to this host's.
+    let Some(md) = fs::symlink_metadata(shadow).ok().filter(|m| m.is_file()) else {
+        log::warn!("rootpw --lock: the tree has no /etc/shadow file");
         return Ok(());
     };
+    let text = fs::read_to_string(shadow)?;
     let out: Vec<String> = text
         .lines()
         .map(|l| match l.split_once(':') {
@@ -242,10 +259,21 @@ fn lock_root(shadow: &Path) -> anyhow::Result<()> {
             _ => l.to_string(),
         })
         .collect();
-    let mode = fs::metadata(shadow)?.permissions();
-    fs::write(shadow, out.join("\n") + "\n")?;
-    fs::set_permissions(shadow, mode)?;
+    treepath::replace(shadow, |tmp| {
+        fs::write(tmp, out.join("\n") + "\n")?;
+        fs::set_permissions(tmp, md.permissions())?;
+        std::os::unix::fs::chown(tmp, Some(md.uid()), Some(md.gid()))
+    })?;
     Ok(())
+}
+
+/// `dir` when it is a directory and not a symlink: bwrap would follow a
+/// symlink on this host.
+fn real_dir(dir: &Path) -> anyhow::Result<&Path> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(dir),
+        _ => bail!("{}: not a directory of the tree", dir.display()),
+    }
 }
 
 /// Runs the kickstart's `%post` sections inside the deployment, as
@@ -267,7 +295,7 @@ pub fn run_post(d: &Deployed, ks: &Kickstart, osname: &str) -> anyhow::Result<()
             .arg(&d.deployment)
             .arg("/")
             .arg("--ro-bind")
-            .arg(d.deployment.join("usr"))
+            .arg(real_dir(&d.deployment.join("usr"))?)
             .arg("/usr")
             .arg("--bind")
             .arg(&var)
@@ -374,4 +402,62 @@ pub fn relative(d: &Deployed) -> anyhow::Result<String> {
             .context("deployment inside sysroot")?
             .display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit's absolute symlinks name the image's root: settings are
+    /// written into the tree, never through them onto this host.
+    #[test]
+    fn settings_never_follow_the_trees_symlinks_onto_the_host() {
+        let d = tempfile::tempdir().unwrap();
+        let host = d.path().join("host");
+        fs::create_dir(&host).unwrap();
+        for f in ["hostname", "shadow"] {
+            fs::write(host.join(f), "root:secret:1::::::\n").unwrap();
+        }
+        let deployment = d.path().join("deploy");
+        fs::create_dir_all(deployment.join("etc")).unwrap();
+        symlink(host.join("hostname"), deployment.join("etc/hostname")).unwrap();
+        symlink(host.join("shadow"), deployment.join("etc/shadow")).unwrap();
+        symlink(&host, deployment.join("etc/systemd")).unwrap();
+        let deployed = Deployed {
+            sysroot: d.path().to_path_buf(),
+            deployment: deployment.clone(),
+            commit: String::new(),
+            kernel_args: String::new(),
+        };
+        let ks = Kickstart {
+            hostname: Some("image".into()),
+            rootpw_lock: true,
+            ..Kickstart::default()
+        };
+        configure(&deployed, &ks).unwrap();
+        assert_eq!(
+            fs::read_to_string(deployment.join("etc/hostname")).unwrap(),
+            "image\n"
+        );
+        for f in ["hostname", "shadow"] {
+            assert_eq!(
+                fs::read_to_string(host.join(f)).unwrap(),
+                "root:secret:1::::::\n",
+                "{f} of the host was written"
+            );
+        }
+        // A unit to enable under a symlinked /etc/systemd is refused.
+        let ks = Kickstart {
+            services_enabled: vec!["sshd".into()],
+            ..Kickstart::default()
+        };
+        let e = configure(&deployed, &ks).unwrap_err();
+        assert!(format!("{e:#}").contains("absolute symlink"), "{e:#}");
+        assert_eq!(fs::read_dir(&host).unwrap().count(), 2);
+        let ks = Kickstart {
+            services_enabled: vec!["../x".into()],
+            ..Kickstart::default()
+        };
+        assert!(configure(&deployed, &ks).is_err());
+    }
 }

@@ -30,7 +30,6 @@ mod sandbox;
 mod scriptlets;
 mod solve;
 mod treefile;
-mod treepath;
 mod unpack;
 
 use std::path::PathBuf;

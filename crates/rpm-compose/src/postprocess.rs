@@ -11,8 +11,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context};
 
 use crate::treefile::Treefile;
-use crate::treepath;
-use crate::unpack::{checked_relative, replace_with, InstalledFile, Meta};
+use crate::unpack::{checked_relative, InstalledFile, Meta};
+use releng_manifest::treepath;
 
 /// Where the /var conversion writes its tmpfiles.d entries.
 const AUTOVAR: &str = "usr/lib/tmpfiles.d/rpm-compose-autovar.conf";
@@ -82,7 +82,7 @@ pub fn treefile_edits(
         let rel = checked_relative(dest).with_context(|| format!("add-files: `{dest}`"))?;
         let to = treepath::entry(root, &rel.to_string_lossy())
             .with_context(|| format!("add-files: `{dest}`"))?;
-        replace_with(&to, |tmp| fs::copy(src, tmp).map(drop))
+        treepath::replace(&to, |tmp| fs::copy(src, tmp).map(drop))
             .with_context(|| format!("add-files: copying {} to {dest}", src.display()))?;
     }
     for unit in &tf.units {
@@ -210,7 +210,7 @@ fn var_to_tmpfiles(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Res
         writeln!(text, "{line}").expect("writing to a String");
     }
     let path = treepath::entry(root, AUTOVAR)?;
-    replace_with(&path, |tmp| fs::write(tmp, &text))?;
+    treepath::replace(&path, |tmp| fs::write(tmp, &text))?;
     meta.retain(|p, _| !p.starts_with("/var/"));
     Ok(())
 }

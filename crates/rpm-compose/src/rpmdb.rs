@@ -21,7 +21,7 @@ pub const DBPATH: &str = "usr/share/rpm";
 pub fn write(root: &Path, rpms: &[PathBuf], opts: &UnpackOptions) -> anyhow::Result<()> {
     // rpm follows symlinks: a package's /usr/share/rpm → /var/lib/rpm
     // would have it write the host's database.
-    let db = crate::treepath::dir(root, DBPATH).context("the rpmdb directory")?;
+    let db = releng_manifest::treepath::dir(root, DBPATH).context("the rpmdb directory")?;
     // A private HOME: Debian's rpm reads ~/.rpmmacros, which may set
     // another _dbpath.
     let home = tempfile::tempdir()?;
@@ -70,7 +70,7 @@ pub fn write(root: &Path, rpms: &[PathBuf], opts: &UnpackOptions) -> anyhow::Res
     ] {
         let _ = fs::remove_file(db.join(leftover));
     }
-    let var_lib = crate::treepath::dir(root, "var/lib").context("/var/lib")?;
+    let var_lib = releng_manifest::treepath::dir(root, "var/lib").context("/var/lib")?;
     let link = var_lib.join("rpm");
     if fs::symlink_metadata(&link).is_ok() {
         if link.is_dir() && !fs::symlink_metadata(&link)?.file_type().is_symlink() {

@@ -21,7 +21,7 @@ use rpm::{FileFlags, FileType};
 use crate::dirpool::DirPool;
 use crate::payload::{Content, Loaded};
 use crate::pkgcache;
-use crate::treepath;
+use releng_manifest::treepath;
 
 /// Options from the treefile.
 #[derive(Debug, Clone, Default)]
@@ -407,15 +407,11 @@ pub fn checked_relative(path: &str) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-/// Creates the new entry under a temporary name beside `target` and
-/// renames it over whatever is there: a symlink at `target` is replaced,
-/// never written through, and a file hard-linked from the package cache
-/// is never written into.
 impl Root {
     /// Makes a new entry at `target` with `make`, which must fail with
     /// `AlreadyExists` rather than touch an existing entry (link, symlink,
     /// `create_new`): the common case, nothing there yet, costs one call;
-    /// when something is there, it is replaced as [`replace_with`] does.
+    /// when something is there, it is replaced as [`treepath::replace`] does.
     fn place(
         &mut self,
         target: &Path,
@@ -425,32 +421,11 @@ impl Root {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // What it replaces may have been a directory symlink.
                 self.parents.clear();
-                replace_with(target, make)
+                treepath::replace(target, make)
             }
             r => r,
         }
     }
-}
-
-pub fn replace_with(
-    target: &Path,
-    make: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    if let Ok(md) = fs::symlink_metadata(target) {
-        if md.is_dir() && !md.file_type().is_symlink() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                "a directory is in the way",
-            ));
-        }
-    }
-    let name = target.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = target.with_file_name(format!(".{name}.rpm-compose-tmp"));
-    let _ = fs::remove_file(&tmp);
-    make(&tmp)?;
-    fs::rename(&tmp, target).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
 }
 
 /// Sets the mtime (and atime) of `path` to `secs`, best effort.
@@ -507,21 +482,5 @@ mod tests {
             root.resolve_parent(Path::new("opt/a/b/c")).unwrap(),
             d.path().join("opt/a/b")
         );
-    }
-
-    #[test]
-    fn replacing_a_symlink_does_not_write_through_it() {
-        let d = tempfile::tempdir().unwrap();
-        let outside = d.path().join("outside");
-        fs::write(&outside, "keep").unwrap();
-        let link = d.path().join("link");
-        symlink(&outside, &link).unwrap();
-        replace_with(&link, |tmp| fs::write(tmp, "new")).unwrap();
-        assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
-        assert_eq!(fs::read_to_string(&link).unwrap(), "new");
-        assert!(!fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
     }
 }

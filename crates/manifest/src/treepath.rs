@@ -8,6 +8,8 @@
 //! refused, as is one that climbs out. Every host-side access to a path
 //! below the tree's top goes through here: a plain `root.join(path)`
 //! would follow `/usr/share/rpm → /var/lib/rpm` to the host's own rpmdb.
+//! And the last component is replaced, never written through
+//! ([`replace`]).
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -129,6 +131,31 @@ fn split(rel: &str) -> anyhow::Result<(&str, &str)> {
     Ok((parent, name))
 }
 
+/// Creates the new entry under a temporary name beside `target` and
+/// renames it over whatever is there: a symlink at `target` is replaced,
+/// never written through, and a file hard-linked elsewhere (rpm-compose's
+/// package cache) is never written into.
+pub fn replace(
+    target: &Path,
+    make: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if let Ok(md) = fs::symlink_metadata(target) {
+        if md.is_dir() && !md.file_type().is_symlink() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a directory is in the way",
+            ));
+        }
+    }
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = target.with_file_name(format!(".{name}.rpm-compose-tmp"));
+    let _ = fs::remove_file(&tmp);
+    make(&tmp)?;
+    fs::rename(&tmp, target).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +186,21 @@ mod tests {
             0o755
         );
         assert!(entry(root, "/usr/..").is_err());
+    }
+
+    #[test]
+    fn replacing_a_symlink_does_not_write_through_it() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::write(&outside, "keep").unwrap();
+        let link = d.path().join("link");
+        symlink(&outside, &link).unwrap();
+        replace(&link, |tmp| fs::write(tmp, "new")).unwrap();
+        assert_eq!(fs::read_to_string(&outside).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&link).unwrap(), "new");
+        assert!(!fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 }
