@@ -440,17 +440,33 @@ fn build_tree(
     let cancel = gio::Cancellable::NONE;
     let mut trees: Vec<ostree::MutableTree> = Vec::with_capacity(dirs.len());
     let mut index: HashMap<&str, usize> = HashMap::new();
+    // A tree has thousands of directories and a handful of distinct
+    // (mode, owner, xattrs): each dirmeta is built and written once.
+    let mut dirmetas: HashMap<(u32, (u32, u32), archive::XattrPairs), String> = HashMap::new();
     for (i, d) in dirs.iter().enumerate() {
         let tree_path = if d.rel.is_empty() {
             "/".to_string()
         } else {
             format!("/{}", d.rel)
         };
-        let info = file_info(d.mode, 0, owner(meta, &tree_path), None);
-        let dirmeta = ostree::create_directory_metadata(&info, Some(&xattrs.variant(&tree_path)));
-        let csum = repo
-            .write_metadata(ostree::ObjectType::DirMeta, None, &dirmeta, cancel)?
-            .to_hex();
+        let key = (
+            d.mode,
+            owner(meta, &tree_path),
+            xattrs.pairs(&tree_path).to_vec(),
+        );
+        let csum = match dirmetas.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                let info = file_info(d.mode, 0, key.1, None);
+                let dirmeta =
+                    ostree::create_directory_metadata(&info, Some(&xattrs.variant(&tree_path)));
+                let c = repo
+                    .write_metadata(ostree::ObjectType::DirMeta, None, &dirmeta, cancel)?
+                    .to_hex();
+                dirmetas.insert(key, c.clone());
+                c
+            }
+        };
         let tree = match d.rel.rsplit_once('/') {
             _ if d.rel.is_empty() => ostree::MutableTree::new(),
             Some((parent, name)) => trees[index[parent]].ensure_dir(name)?,
