@@ -258,6 +258,17 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
         if let Err(e) = cache.publish() {
             log::warn!("package cache: {e:#}");
         }
+        // The tree still links cache files: emptied now (its directories
+        // kept for the next tree), or the cache cannot be trusted.
+        if let Some(pool) = root.dir_pool() {
+            if let Err(e) = pool.recycle(&root_dir) {
+                log::warn!(
+                    "{}: cannot empty the tree ({e}); the next compose will drop the package cache",
+                    root_dir.display()
+                );
+                cache.distrust();
+            }
+        }
     }
     let done = built?;
     log::info!(
@@ -289,12 +300,6 @@ pub fn compose(o: &Options) -> anyhow::Result<ComposeEntry> {
         ..done.stats
     };
     if let Some(cache) = &pkgcache {
-        if let Some(pool) = root.dir_pool() {
-            // Best effort: what is left is removed with the staging root.
-            if let Err(e) = pool.recycle(&root_dir) {
-                log::debug!("recycling the tree's directories: {e}");
-            }
-        }
         cache.prune(&shas.into_iter().collect());
     }
     entry.duration_s = started.elapsed().as_secs_f64();
@@ -348,7 +353,15 @@ fn install(
     let nevras: Vec<String> = pkgs.iter().map(solv::Package::nevra).collect();
     let load = |i: usize| match cache {
         Some(c) => {
-            let e = c.entry(&shas[i], &paths[i], &nevras[i])?;
+            let e = match c.entry(&shas[i], &paths[i], &nevras[i]) {
+                Ok(e) => e,
+                // The cache is a speed-up: a package it cannot take (a
+                // full disk, a header it refuses) is unpacked without it.
+                Err(err) => {
+                    log::warn!("{err:#}; unpacking it without the package cache");
+                    return Loaded::read(&paths[i], &nevras[i]);
+                }
+            };
             Loaded::cached(&paths[i], &nevras[i], &shas[i], &e).or_else(|err| {
                 log::warn!("{err:#}; extracting it again");
                 c.evict(&shas[i])?;

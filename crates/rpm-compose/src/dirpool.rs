@@ -12,9 +12,10 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::inode;
 
 /// Empty directories waiting for a tree, in one directory of the tree's
 /// filesystem.
@@ -22,9 +23,11 @@ pub struct DirPool {
     dir: PathBuf,
     free: Vec<OsString>,
     next: u64,
-    /// Inode flags of a directory made here: a pooled one must have no
-    /// others (a script's `chattr` must not reach the next tree).
+    /// Inode flags and xattrs (an SELinux label, say) of a directory made
+    /// here: a pooled one must carry nothing else (a script's `chattr` or
+    /// default ACL must not reach the next tree).
     fresh_flags: libc::c_long,
+    fresh_xattrs: Option<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl DirPool {
@@ -42,13 +45,15 @@ impl DirPool {
         let probe = dir.join(".probe");
         let _ = fs::remove_dir(&probe);
         fs::create_dir(&probe)?;
-        let fresh_flags = inode_flags(&probe).unwrap_or(0);
+        let fresh_flags = inode::flags(&probe).unwrap_or(0);
+        let fresh_xattrs = inode::xattrs(&probe);
         fs::remove_dir(&probe)?;
         Ok(DirPool {
             dir: dir.to_path_buf(),
             free,
             next,
             fresh_flags,
+            fresh_xattrs,
         })
     }
 
@@ -107,9 +112,10 @@ impl DirPool {
 
     fn reusable(&self, dir: &Path, me: u32) -> bool {
         fs::symlink_metadata(dir).is_ok_and(|m| m.uid() == me && m.gid() == egid())
-            && !crate::pkgcache::has_xattrs(dir)
+            && self.fresh_xattrs.is_some()
+            && inode::xattrs(dir) == self.fresh_xattrs
             // An htree index only says the directory was once large.
-            && inode_flags(dir).is_some_and(|f| f & !INDEX_FL == self.fresh_flags & !INDEX_FL)
+            && inode::flags(dir).is_some_and(|f| f & !INDEX_FL == self.fresh_flags & !INDEX_FL)
     }
 }
 
@@ -144,16 +150,6 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// The inode flags (`chattr`'s), where the filesystem has them.
-fn inode_flags(dir: &Path) -> Option<libc::c_long> {
-    let f = fs::File::open(dir).ok()?;
-    let mut flags: libc::c_long = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one long into `flags`.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-    // Filesystems without flags (tmpfs) have none to carry over.
-    (r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ENOTTY)).then_some(flags)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod compose;
 mod dirpool;
 mod download;
 mod fetch;
+mod inode;
 mod lock;
 mod metadata;
 mod outputs;

@@ -286,6 +286,12 @@ impl PkgCache {
         Ok(bad.len())
     }
 
+    /// Leaves the `in-use` marker in place: the next compose drops every
+    /// entry (for when links into a tree could not be removed).
+    pub fn distrust(&self) {
+        self.unchecked.store(true, Ordering::SeqCst);
+    }
+
     /// Removes entries unused for a while, except those in `keep`.
     pub fn prune(&self, keep: &HashSet<String>) {
         let Ok(entries) = fs::read_dir(&self.dir) else {
@@ -440,18 +446,6 @@ fn write_new(file: &Path, data: &[u8], mode: u32, mtime: i64) -> std::io::Result
     f.set_permissions(fs::Permissions::from_mode(mode))?;
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64);
     f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t))
-}
-
-/// Whether `path` (not followed) carries any extended attribute: an ACL,
-/// a label or a capability set through a tree would stay in the cache.
-pub(crate) fn has_xattrs(path: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return true;
-    };
-    // SAFETY: a valid C string; a null buffer of size 0 asks for the size.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    // Unsupported (ENOTSUP) means there can be none.
-    n > 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOTSUP))
 }
 
 fn sync_dir(dir: &Path) -> anyhow::Result<()> {

@@ -37,6 +37,15 @@ pub fn run(
         }
     }
     let mut cmd = Command::new("bwrap");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        // As root bwrap keeps every capability. A script has no business
+        // making files immutable (they are hard links into the package
+        // cache), mounting, or making device nodes.
+        for cap in ["CAP_LINUX_IMMUTABLE", "CAP_SYS_ADMIN", "CAP_MKNOD"] {
+            cmd.args(["--cap-drop", cap]);
+        }
+    }
     cmd.arg("--bind").arg(root).arg("/");
     // bwrap would follow a symlinked /var on the host.
     if var_readonly && fs::symlink_metadata(root.join("var")).is_ok_and(|m| m.is_dir()) {

@@ -130,6 +130,26 @@ fn writes_through_a_link_evict_the_entry_other_changes_do_not() {
     assert_eq!(cache.check(&w, &HashMap::new()).unwrap(), 0);
     cache.publish().unwrap();
 
+    // An xattr the file had when linked (an SELinux label, say) is no
+    // change.
+    let e = cache.entry(&sha, &rpm, "cached-1-1").unwrap();
+    let (plain, _) = by_content(&e, "plain\n");
+    let c = std::ffi::CString::new(plain.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: valid C strings and a buffer of the size given.
+    let r = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"user.label".as_ptr(),
+            b"l".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+    let (w, _) = linked(&cache, &rpm, &sha, &tree);
+    assert_eq!(cache.check(&w, &HashMap::new()).unwrap(), 0);
+    assert!(published.is_dir());
+
     // Unlinking and renaming change nothing of the file.
     let (w, _) = linked(&cache, &rpm, &sha, &tree);
     fs::remove_file(tree.join("same")).unwrap();
@@ -138,7 +158,7 @@ fn writes_through_a_link_evict_the_entry_other_changes_do_not() {
     assert!(published.is_dir());
 
     type Change = fn(&Path);
-    let changes: [(&str, Change); 5] = [
+    let changes: [(&str, Change); 6] = [
         ("append", |p| {
             fs::OpenOptions::new()
                 .append(true)
@@ -178,6 +198,22 @@ fn writes_through_a_link_evict_the_entry_other_changes_do_not() {
                 )
             };
             assert_eq!(r, 0, "setxattr: {}", std::io::Error::last_os_error());
+        }),
+        // chattr +d: an inode flag any owner may set.
+        ("chattr", |p| {
+            use std::os::fd::AsRawFd;
+            let f = fs::File::open(p).unwrap();
+            let mut flags: libc::c_long = 0;
+            // SAFETY: FS_IOC_{GET,SET}FLAGS read and write one long.
+            unsafe {
+                assert_eq!(
+                    libc::ioctl(f.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags),
+                    0
+                );
+                flags |= 0x40; // FS_NODUMP_FL
+                let r = libc::ioctl(f.as_raw_fd(), libc::FS_IOC_SETFLAGS, &flags);
+                assert_eq!(r, 0, "chattr: {}", std::io::Error::last_os_error());
+            }
         }),
     ];
     for (what, change) in changes {

@@ -2,7 +2,8 @@
 //!
 //! Each link is noted with what its inode looked like right after it was
 //! made. At the end every noted inode must still have that mode, owner,
-//! size and mtime, no xattrs, and the content the index promises. The
+//! size, mtime, xattrs and inode flags, and the content the index
+//! promises. The
 //! content check costs nothing where the commit already checksummed the
 //! file (the object of a root-owned file without xattrs is exactly what
 //! the index holds); files the tree no longer shows (removed, replaced)
@@ -15,7 +16,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::{has_xattrs, plain_object, CachedFile};
+use super::{plain_object, CachedFile};
+use crate::inode;
 
 /// One hard link from the cache into the tree, as its inode was.
 struct Link {
@@ -26,6 +28,9 @@ struct Link {
     owner: (u32, u32),
     size: u64,
     mtime: (i64, i64),
+    /// Its xattrs (an SELinux label, say) and inode flags as linked.
+    xattrs: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+    flags: Option<libc::c_long>,
     object: String,
     sha256: String,
     nevra: String,
@@ -55,6 +60,8 @@ impl Witness {
             owner: (m.uid(), m.gid()),
             size: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
+            xattrs: inode::xattrs(source),
+            flags: inode::flags(source),
             object: cached.object.clone(),
             sha256: sha256.to_string(),
             nevra: nevra.to_string(),
@@ -95,7 +102,10 @@ impl Link {
             && (m.uid(), m.gid()) == self.owner
             && m.len() == self.size
             && (m.mtime(), m.mtime_nsec()) == self.mtime
-            && !has_xattrs(&self.path);
+            && self.xattrs.is_some()
+            && inode::xattrs(&self.path) == self.xattrs
+            && self.flags.is_some()
+            && inode::flags(&self.path) == self.flags;
         same_inode
             && match known.get(&self.id) {
                 Some(object) => *object == self.object,
