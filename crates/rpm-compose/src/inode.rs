@@ -55,6 +55,57 @@ pub fn xattrs(path: &Path) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     Some(out)
 }
 
+/// What one `statx` of `path` (not followed) says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// (device, inode).
+    pub id: (u64, u64),
+    /// Permission bits.
+    pub mode: u32,
+    /// (uid, gid).
+    pub owner: (u32, u32),
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, (seconds, nanoseconds).
+    pub mtime: (i64, u32),
+    /// The inode attributes the filesystem reports (immutable,
+    /// append-only, nodump…), masked to those it supports.
+    pub attributes: u64,
+}
+
+/// `statx` of `path`, not following a symlink: one call for what an
+/// `lstat` and a `FS_IOC_GETFLAGS` would say.
+pub fn stat(path: &Path) -> std::io::Result<Stat> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statx fills the struct we pass; zeroed is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid C string and struct.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BASIC_STATS,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Stat {
+        id: (
+            libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+            st.stx_ino,
+        ),
+        mode: u32::from(st.stx_mode) & 0o7777,
+        owner: (st.stx_uid, st.stx_gid),
+        size: st.stx_size,
+        mtime: (st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec),
+        attributes: st.stx_attributes & st.stx_attributes_mask,
+    })
+}
+
 /// The inode flags (`chattr`'s) of `path`, followed; 0 where the
 /// filesystem has none; `None` when they cannot be read.
 pub fn flags(path: &Path) -> Option<libc::c_long> {

@@ -13,7 +13,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{plain_object, CachedFile};
@@ -23,14 +22,9 @@ use crate::inode;
 struct Link {
     /// The cache file: the tree's path may be replaced or removed later.
     path: PathBuf,
-    id: (u64, u64),
-    mode: u32,
-    owner: (u32, u32),
-    size: u64,
-    mtime: (i64, i64),
-    /// Its xattrs (an SELinux label, say) and inode flags as linked.
+    stat: inode::Stat,
+    /// Its xattrs (an SELinux label, say) as linked.
     xattrs: Option<Vec<(Vec<u8>, Vec<u8>)>>,
-    flags: Option<libc::c_long>,
     object: String,
     sha256: String,
     nevra: String,
@@ -52,16 +46,10 @@ impl Witness {
         sha256: &str,
         nevra: &str,
     ) -> std::io::Result<()> {
-        let m = fs::symlink_metadata(source)?;
         self.links.push(Link {
             path: source.to_path_buf(),
-            id: (m.dev(), m.ino()),
-            mode: m.mode() & 0o7777,
-            owner: (m.uid(), m.gid()),
-            size: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
+            stat: inode::stat(source)?,
             xattrs: inode::xattrs(source),
-            flags: inode::flags(source),
             object: cached.object.clone(),
             sha256: sha256.to_string(),
             nevra: nevra.to_string(),
@@ -94,23 +82,15 @@ impl Witness {
 
 impl Link {
     fn unchanged(&self, known: &HashMap<(u64, u64), String>) -> bool {
-        let Ok(m) = fs::symlink_metadata(&self.path) else {
-            return false;
-        };
-        let same_inode = (m.dev(), m.ino()) == self.id
-            && m.mode() & 0o7777 == self.mode
-            && (m.uid(), m.gid()) == self.owner
-            && m.len() == self.size
-            && (m.mtime(), m.mtime_nsec()) == self.mtime
+        // Mode, owner, size, mtime and inode flags in one statx.
+        let same_inode = inode::stat(&self.path).is_ok_and(|s| s == self.stat)
             && self.xattrs.is_some()
-            && inode::xattrs(&self.path) == self.xattrs
-            && self.flags.is_some()
-            && inode::flags(&self.path) == self.flags;
+            && inode::xattrs(&self.path) == self.xattrs;
         same_inode
-            && match known.get(&self.id) {
+            && match known.get(&self.stat.id) {
                 Some(object) => *object == self.object,
                 None => fs::read(&self.path)
-                    .is_ok_and(|data| plain_object(self.mode, &data) == self.object),
+                    .is_ok_and(|data| plain_object(self.stat.mode, &data) == self.object),
             }
     }
 }
