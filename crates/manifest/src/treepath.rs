@@ -97,15 +97,31 @@ pub fn resolve(
     Ok(Some(out))
 }
 
-/// Makes a directory of the tree, mode 0755 whatever the umask.
-fn mkdir(p: &Path) -> std::io::Result<()> {
+/// Makes a directory of the tree with permission bits `mode`, whatever
+/// the umask.
+pub fn mkdir(p: &Path, mode: u32) -> std::io::Result<()> {
     fs::create_dir(p)?;
-    fs::set_permissions(p, fs::Permissions::from_mode(0o755))
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+}
+
+/// A directory, not a symlink to one: the tree's symlinks are not the
+/// host's to follow (nor bwrap's, binding it).
+pub fn is_real_dir(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+/// Whether `name` can be a systemd unit file name in a tree: no path in
+/// it, nothing hidden.
+pub fn is_unit_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && !name.starts_with('.')
 }
 
 /// The directory `rel` of the tree, made where missing.
 pub fn dir(root: &Path, rel: &str) -> anyhow::Result<PathBuf> {
-    Ok(resolve(root, Path::new(rel), Some(&mut mkdir))?.expect("missing directories are made"))
+    Ok(
+        resolve(root, Path::new(rel), Some(&mut |p: &Path| mkdir(p, 0o755)))?
+            .expect("missing directories are made"),
+    )
 }
 
 /// Where the entry `rel` of the tree is (its directories made where

@@ -149,35 +149,9 @@ pub fn write3(
     out.extend_from_slice(&repo.header3.0);
     out.extend_from_slice(pubdate.as_bytes());
     out.extend_from_slice(&repo.header3.1);
-    let yum = repo.scan.kind == RepoKind::Yum;
-    let mut preference: u32 = 100;
-    let mut n = 0;
-    for &h in order {
-        let host = &cat.hosts[h as usize];
-        let mut listed = false;
-        for u in host
-            .urls
-            .iter()
-            .filter(|u| u.protocol.bit() & protocols != 0)
-        {
-            out.extend_from_slice(&u.elem3);
-            push_u32(out, preference);
-            // ostree rejects a whole document over this attribute.
-            if yum && host.private {
-                out.extend_from_slice(b"\" mm0:private=\"True\">");
-            } else {
-                out.extend_from_slice(b"\">");
-            }
-            out.extend_from_slice(u.xml.as_bytes());
-            out.extend_from_slice(repo.file_suffix_xml.as_bytes());
-            out.extend_from_slice(b"</url>");
-            listed = true;
-            n += 1;
-        }
-        if listed {
-            preference = preference.saturating_sub(1).max(1);
-        }
-    }
+    // Preference counts down from 100, one step per listed host.
+    let rank = |i: u32| 100u32.saturating_sub(i).max(1);
+    let n = write_urls(cat, repo, order, protocols, Version::V3, rank, out);
     out.extend_from_slice(FOOTER3);
     n
 }
@@ -194,7 +168,32 @@ pub fn write4(
     out.extend_from_slice(&repo.header4.0);
     out.extend_from_slice(published.as_bytes());
     out.extend_from_slice(&repo.header4.1);
-    let mut priority: u32 = 1;
+    let n = write_urls(cat, repo, order, protocols, Version::V4, |i| i + 1, out);
+    out.extend_from_slice(FOOTER4);
+    n
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V3,
+    V4,
+}
+
+/// The `<url>` elements of the hosts in `order`, from each URL's
+/// pre-rendered start tag: every URL of the `i`th listed host gets rank
+/// `rank(i)`. Returns the number of URLs listed.
+fn write_urls(
+    cat: &Catalog,
+    repo: &Repo,
+    order: &[u32],
+    protocols: u8,
+    version: Version,
+    rank: impl Fn(u32) -> u32,
+    out: &mut Vec<u8>,
+) -> u32 {
+    // ostree rejects a whole document over `mm0:private`: yum only.
+    let mark_private = version == Version::V3 && repo.scan.kind == RepoKind::Yum;
+    let mut hosts_listed = 0;
     let mut n = 0;
     for &h in order {
         let host = &cat.hosts[h as usize];
@@ -204,9 +203,16 @@ pub fn write4(
             .iter()
             .filter(|u| u.protocol.bit() & protocols != 0)
         {
-            out.extend_from_slice(&u.elem4);
-            push_u32(out, priority);
-            out.extend_from_slice(b"\">");
+            out.extend_from_slice(match version {
+                Version::V3 => &u.elem3,
+                Version::V4 => &u.elem4,
+            });
+            push_u32(out, rank(hosts_listed));
+            if mark_private && host.private {
+                out.extend_from_slice(b"\" mm0:private=\"True\">");
+            } else {
+                out.extend_from_slice(b"\">");
+            }
             out.extend_from_slice(u.xml.as_bytes());
             out.extend_from_slice(repo.file_suffix_xml.as_bytes());
             out.extend_from_slice(b"</url>");
@@ -214,10 +220,9 @@ pub fn write4(
             n += 1;
         }
         if listed {
-            priority += 1;
+            hosts_listed += 1;
         }
     }
-    out.extend_from_slice(FOOTER4);
     n
 }
 

@@ -225,7 +225,7 @@ pub fn configure(d: &Deployed, ks: &Kickstart) -> anyhow::Result<()> {
 
 /// `svc` as a unit file name: `sshd` is `sshd.service`.
 fn unit_name(svc: &str) -> anyhow::Result<String> {
-    if svc.is_empty() || svc.contains('/') || svc.starts_with('.') {
+    if !treepath::is_unit_name(svc) {
         return Err(BadInput::err(format!(
             "services: `{svc}` is not a unit name"
         )));
@@ -270,10 +270,10 @@ fn lock_root(shadow: &Path) -> anyhow::Result<()> {
 /// `dir` when it is a directory and not a symlink: bwrap would follow a
 /// symlink on this host.
 fn real_dir(dir: &Path) -> anyhow::Result<&Path> {
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(dir),
-        _ => bail!("{}: not a directory of the tree", dir.display()),
+    if !treepath::is_real_dir(dir) {
+        bail!("{}: not a directory of the tree", dir.display());
     }
+    Ok(dir)
 }
 
 /// Runs the kickstart's `%post` sections inside the deployment, as

@@ -19,8 +19,7 @@ use crate::payload::Loaded;
 use crate::pkgcache::PkgCache;
 use crate::unpack::{Root, UnpackOptions};
 use crate::{
-    commit, download, metadata, pipeline, postprocess, repofile, rpmdb, rpmmd, scriptlets, solve,
-    treefile,
+    commit, download, metadata, pipeline, postprocess, repofile, rpmdb, rpmmd, solve, treefile,
 };
 
 /// What rpm-ostree prints, and pungi's wrapper looks for, on a no-op.
@@ -384,8 +383,7 @@ fn install(
         let nevra = loaded.nevra.clone();
         let scripts = loaded.scripts.clone();
         if let Some(s) = &scripts.pre {
-            root.before_script();
-            scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;
+            root.run_script(&name, &nevra, s, &tf.ignore_scripts)?;
         }
         let files = root.unpack(loaded, &opts)?;
         // Multilib: both arches of a name count as that package.
@@ -394,24 +392,21 @@ fn install(
             .or_insert_with(Vec::new)
             .extend(files);
         if let Some(s) = &scripts.post {
-            root.before_script();
-            scriptlets::run(root.dir(), &name, &nevra, s, &tf.ignore_scripts)?;
+            root.run_script(&name, &nevra, s, &tf.ignore_scripts)?;
         }
         if let Some(s) = scripts.posttrans {
             posttrans.push((name, nevra, s));
         }
         Ok(())
     })?;
-    root.before_script();
     for (name, nevra, s) in &posttrans {
-        scriptlets::run(root.dir(), name, nevra, s, &tf.ignore_scripts)?;
+        root.run_script(name, nevra, s, &tf.ignore_scripts)?;
     }
     progress.finish();
     log::debug!("unpacked: {:?}", started.elapsed());
     rpmdb::write(root.dir(), paths, &opts)?;
     log::debug!("rpmdb written: {:?}", started.elapsed());
     postprocess::treefile_edits(root.dir(), tf, &files_by_pkg)?;
-    root.before_script();
     postprocess::run_scripts(root.dir(), tf)
 }
 

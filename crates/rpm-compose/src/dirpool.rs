@@ -15,7 +15,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::inode;
+use crate::inode::{self, c_path};
 
 /// Empty directories waiting for a tree, in one directory of the tree's
 /// filesystem.
@@ -125,11 +125,6 @@ const INDEX_FL: libc::c_long = 0x1000;
 fn egid() -> u32 {
     // SAFETY: getegid cannot fail.
     unsafe { libc::getegid() }
-}
-
-fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
-    std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 /// `rename` that fails rather than replace what is at `to`.

@@ -7,10 +7,16 @@ use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
+/// `path` for a libc call.
+pub(crate) fn c_path(path: &Path) -> std::io::Result<CString> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+}
+
 /// The extended attributes of `path` (not followed), sorted, as (name,
 /// value) pairs; `None` when they cannot be read.
 pub fn xattrs(path: &Path) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let c = c_path(path).ok()?;
     let mut names = vec![0u8; 1024];
     let n = loop {
         // SAFETY: a valid C string and a buffer of the size given.
@@ -76,8 +82,7 @@ pub struct Stat {
 /// `statx` of `path`, not following a symlink: one call for what an
 /// `lstat` and a `FS_IOC_GETFLAGS` would say.
 pub fn stat(path: &Path) -> std::io::Result<Stat> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let c = c_path(path)?;
     // SAFETY: statx fills the struct we pass; zeroed is a valid value.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: a valid C string and struct.

@@ -60,7 +60,10 @@ impl Loaded {
         Ok(Loaded {
             nevra: nevra.to_string(),
             files,
-            identity: identities(&pkg.metadata),
+            identity: identities(
+                &pkg.metadata,
+                &pkg.metadata.get_file_entries().unwrap_or_default(),
+            ),
             cache_key: None,
             scripts: crate::scriptlets::from_metadata(&pkg.metadata),
         })
@@ -103,7 +106,7 @@ impl Loaded {
         Ok(Loaded {
             nevra: nevra.to_string(),
             files,
-            identity: identities(&metadata),
+            identity: identities(&metadata, &entries),
             cache_key: Some(sha256.to_string()),
             scripts: crate::scriptlets::from_metadata(&metadata),
         })
@@ -112,7 +115,10 @@ impl Loaded {
 
 /// Payload path → (device, inode) of every file: hard links share one,
 /// and rpm's payload carries their data once, with the last member.
-fn identities(metadata: &rpm::PackageMetadata) -> HashMap<String, (u32, u32)> {
+fn identities(
+    metadata: &rpm::PackageMetadata,
+    entries: &[rpm::FileEntry],
+) -> HashMap<String, (u32, u32)> {
     let header = &metadata.header;
     let devices = header
         .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEDEVICES)
@@ -120,7 +126,6 @@ fn identities(metadata: &rpm::PackageMetadata) -> HashMap<String, (u32, u32)> {
     let inodes = header
         .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
         .unwrap_or_default();
-    let entries = metadata.get_file_entries().unwrap_or_default();
     let mut identity = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         if let (Some(d), Some(n)) = (devices.get(i), inodes.get(i)) {

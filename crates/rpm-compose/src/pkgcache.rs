@@ -435,7 +435,7 @@ fn extract(rpm: &Path, nevra: &str, dir: &Path) -> anyhow::Result<Index> {
 
 /// Creates `file` (never through anything already there) with `data`,
 /// `mode` and `mtime`, all on the open descriptor.
-fn write_new(file: &Path, data: &[u8], mode: u32, mtime: i64) -> std::io::Result<()> {
+pub(crate) fn write_new(file: &Path, data: &[u8], mode: u32, mtime: i64) -> std::io::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -459,11 +459,7 @@ fn is_sha256(name: &str) -> bool {
 }
 
 fn touch(dir: &Path) {
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return;
-    };
-    // SAFETY: a valid C string; null times mean "now".
-    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), std::ptr::null(), 0) };
+    let _ = fs::File::open(dir).and_then(|d| d.set_modified(SystemTime::now()));
 }
 
 #[cfg(test)]

@@ -69,9 +69,12 @@ pub fn treefile_edits(
     for path in &tf.remove_files {
         let rel = checked_relative(&format!("/{}", path.trim_start_matches('/')))
             .with_context(|| format!("remove-files: `{path}`"))?;
-        let p = treepath::find(root, &rel.to_string_lossy())
-            .with_context(|| format!("remove-files: `{path}`"))?
-            .unwrap_or_else(|| root.join(&rel));
+        let found = treepath::find(root, &rel.to_string_lossy())
+            .with_context(|| format!("remove-files: `{path}`"))?;
+        let Some(p) = found else {
+            log::warn!("remove-files: `{path}` is not in the tree");
+            continue;
+        };
         match fs::symlink_metadata(&p) {
             Ok(m) if m.is_dir() => fs::remove_dir_all(&p)?,
             Ok(_) => fs::remove_file(&p)?,
@@ -86,7 +89,7 @@ pub fn treefile_edits(
             .with_context(|| format!("add-files: copying {} to {dest}", src.display()))?;
     }
     for unit in &tf.units {
-        if unit.contains('/') || unit.is_empty() || unit.starts_with('.') {
+        if !treepath::is_unit_name(unit) {
             bail!("units: `{unit}` is not a unit name");
         }
         let shipped = treepath::find(root, &format!("usr/lib/systemd/system/{unit}"))?;
@@ -101,7 +104,7 @@ pub fn treefile_edits(
         )?;
     }
     if let Some(target) = &tf.default_target {
-        if target.contains('/') || target.is_empty() || target.starts_with('.') {
+        if !treepath::is_unit_name(target) {
             bail!("default-target: `{target}` is not a unit name");
         }
         let dir = treepath::dir(root, "etc/systemd/system").context("default-target")?;
@@ -143,7 +146,7 @@ pub fn run_scripts(root: &Path, tf: &Treefile) -> anyhow::Result<()> {
 pub fn finalize(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Result<()> {
     var_to_tmpfiles(root, meta)?;
     let etc = root.join("etc");
-    if is_real_dir(&etc) {
+    if treepath::is_real_dir(&etc) {
         let usr_etc = treepath::entry(root, "usr/etc").context("moving /etc to /usr/etc")?;
         if fs::symlink_metadata(&usr_etc).is_ok() {
             bail!("the tree already has /usr/etc; cannot move /etc there");
@@ -198,7 +201,7 @@ fn var_to_tmpfiles(root: &Path, meta: &mut HashMap<String, Meta>) -> anyhow::Res
     ] {
         lines.insert(dir.to_string(), format!("d {dir} {mode:04o} root root - -"));
     }
-    if is_real_dir(&var) {
+    if treepath::is_real_dir(&var) {
         walk_var(root, &var, meta, &mut lines)?;
         for entry in fs::read_dir(&var)? {
             remove_any(&entry?.path())?;
@@ -241,12 +244,6 @@ fn walk_var(
         }
     }
     Ok(())
-}
-
-/// A directory, not a symlink to one: the tree's symlinks are not the
-/// host's to follow.
-fn is_real_dir(p: &Path) -> bool {
-    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
 }
 
 fn rekey(meta: &mut HashMap<String, Meta>, from: &str, to: &str) {

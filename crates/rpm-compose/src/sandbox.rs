@@ -48,7 +48,7 @@ pub fn run(
     }
     cmd.arg("--bind").arg(root).arg("/");
     // bwrap would follow a symlinked /var on the host.
-    if var_readonly && fs::symlink_metadata(root.join("var")).is_ok_and(|m| m.is_dir()) {
+    if var_readonly && releng_manifest::treepath::is_real_dir(&root.join("var")) {
         cmd.arg("--ro-bind").arg(root.join("var")).arg("/var");
     }
     cmd.args([

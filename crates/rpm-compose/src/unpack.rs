@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -20,7 +19,7 @@ use rpm::{FileFlags, FileType};
 
 use crate::dirpool::DirPool;
 use crate::payload::{Content, Loaded};
-use crate::pkgcache;
+use crate::pkgcache::{self, write_new};
 use releng_manifest::treepath;
 
 /// Options from the treefile.
@@ -96,10 +95,17 @@ impl Root {
         self.dirs.as_mut()
     }
 
-    /// Call before running a script in the tree: it may change anything,
-    /// so resolved directories are resolved again.
-    pub fn before_script(&mut self) {
+    /// Runs a scriptlet of package `name` in the tree. It may change
+    /// anything there, so directories are resolved afresh after it.
+    pub fn run_script(
+        &mut self,
+        name: &str,
+        nevra: &str,
+        script: &crate::scriptlets::Script,
+        ignore: &[String],
+    ) -> anyhow::Result<()> {
         self.parents.clear();
+        crate::scriptlets::run(&self.dir, name, nevra, script, ignore)
     }
 
     /// The directory holding the tree.
@@ -107,14 +113,11 @@ impl Root {
         &self.dir
     }
 
-    /// A new, empty directory (mode 0755 until told otherwise).
-    fn make_dir(&mut self, at: &Path) -> std::io::Result<()> {
+    /// A new, empty directory with permission bits `mode`.
+    fn make_dir(&mut self, at: &Path, mode: u32) -> std::io::Result<()> {
         match &mut self.dirs {
-            Some(pool) => pool.make(at, 0o755),
-            None => {
-                fs::create_dir(at)?;
-                fs::set_permissions(at, fs::Permissions::from_mode(0o755))
-            }
+            Some(pool) => pool.make(at, mode),
+            None => treepath::mkdir(at, mode),
         }
     }
 
@@ -132,9 +135,6 @@ impl Root {
             ..
         } = pkg;
         let nevra = nevra.as_str();
-        // Noted once the package's own hard links are made, which move
-        // the ctimes of the cache files they link again.
-        let mut linked: Vec<(PathBuf, pkgcache::CachedFile)> = Vec::new();
         let mut landed_by_identity: HashMap<(u32, u32), PathBuf> = HashMap::new();
         let mut pending_links: Vec<(PathBuf, String, (u32, u32))> = Vec::new();
         let mut installed = Vec::new();
@@ -182,48 +182,38 @@ impl Root {
                         // rpm keeps a symlink where a package lists a
                         // directory (/bin in filesystem vs UsrMove).
                         Ok(md) if md.file_type().is_symlink() => continue,
-                        Ok(md) if md.is_dir() => {}
+                        Ok(md) if md.is_dir() => {
+                            fs::set_permissions(&target, fs::Permissions::from_mode(mode))?
+                        }
                         Ok(_) => bail!("{nevra}: `{pkg_path}` is a directory in the package but a file in the tree"),
-                        Err(_) => self.make_dir(&target).with_context(|| format!("{nevra}: creating `{pkg_path}`"))?,
+                        Err(_) => self.make_dir(&target, mode).with_context(|| format!("{nevra}: creating `{pkg_path}`"))?,
                     }
-                    fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
                     dir_times.push((target.clone(), mtime));
                 }
                 FileType::Regular => {
                     let landed = match content {
                         Content::Bytes(data) => {
-                            self.place(&target, |at| {
-                                let mut f = fs::OpenOptions::new()
-                                    .write(true)
-                                    .create_new(true)
-                                    .open(at)?;
-                                f.write_all(&data)?;
-                                f.set_permissions(fs::Permissions::from_mode(mode))?;
-                                Ok(())
-                            })
-                            .with_context(|| format!("{nevra}: writing `{pkg_path}`"))?;
-                            set_mtime(&target, mtime, false);
+                            self.place(&target, |at| write_new(at, &data, mode, mtime))
+                                .with_context(|| format!("{nevra}: writing `{pkg_path}`"))?;
                             true
                         }
                         // Privileged bits are never in the cache: such a
                         // file gets a copy of its own.
                         Content::Cached(source, _) if mode & pkgcache::PRIVILEGED_BITS != 0 => {
-                            self.place(&target, |at| {
-                                let mut out = fs::OpenOptions::new()
-                                    .write(true)
-                                    .create_new(true)
-                                    .open(at)?;
-                                std::io::copy(&mut fs::File::open(&source)?, &mut out)?;
-                                out.set_permissions(fs::Permissions::from_mode(mode))
-                            })
-                            .with_context(|| format!("{nevra}: copying `{pkg_path}`"))?;
-                            set_mtime(&target, mtime, false);
+                            let data = fs::read(&source)
+                                .with_context(|| format!("{nevra}: {}", source.display()))?;
+                            self.place(&target, |at| write_new(at, &data, mode, mtime))
+                                .with_context(|| format!("{nevra}: copying `{pkg_path}`"))?;
                             true
                         }
                         Content::Cached(source, cached) => {
                             self.place(&target, |at| fs::hard_link(&source, at))
                                 .with_context(|| format!("{nevra}: linking `{pkg_path}`"))?;
-                            linked.push((source, cached));
+                            if let Some(key) = &cache_key {
+                                self.witness
+                                    .record(&source, &cached, key, nevra)
+                                    .with_context(|| format!("{nevra}: {}", source.display()))?;
+                            }
                             true
                         }
                         Content::None => match identity.get(&pkg_path) {
@@ -246,7 +236,6 @@ impl Root {
                     Content::Cached(source, _) => {
                         self.place(&target, |at| fs::hard_link(&source, at))
                             .with_context(|| format!("{nevra}: linking symlink `{pkg_path}`"))?;
-                        self.parents.clear();
                     }
                     _ => {
                         let to = m.linkto().ok_or_else(|| {
@@ -255,7 +244,6 @@ impl Root {
                         self.place(&target, |at| symlink(to, at))
                             .with_context(|| format!("{nevra}: creating symlink `{pkg_path}`"))?;
                         set_mtime(&target, mtime, true);
-                        self.parents.clear();
                     }
                 },
                 _ => {
@@ -287,13 +275,6 @@ impl Root {
             self.place(&target, |at| fs::hard_link(source, at))
                 .with_context(|| format!("{nevra}: linking `{pkg_path}`"))?;
         }
-        if let Some(key) = &cache_key {
-            for (source, cached) in &linked {
-                self.witness
-                    .record(source, cached, key, nevra)
-                    .with_context(|| format!("{nevra}: {}", source.display()))?;
-            }
-        }
         // Directory mtimes last: creating entries inside changed them.
         for (dir, mtime) in dir_times {
             set_mtime(&dir, mtime, false);
@@ -320,7 +301,7 @@ impl Root {
         let root = self.dir.clone();
         let parent = rel.parent().unwrap_or(Path::new(""));
         Ok(
-            treepath::resolve(&root, parent, Some(&mut |p: &Path| self.make_dir(p)))?
+            treepath::resolve(&root, parent, Some(&mut |p: &Path| self.make_dir(p, 0o755)))?
                 .expect("missing directories are made"),
         )
     }
@@ -430,7 +411,7 @@ impl Root {
 
 /// Sets the mtime (and atime) of `path` to `secs`, best effort.
 pub fn set_mtime(path: &Path, secs: i64, nofollow: bool) {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+    let Ok(c) = crate::inode::c_path(path) else {
         return;
     };
     let ts = libc::timespec {

@@ -155,13 +155,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         "cold_over_find": ratio,
         "max_concurrent_per_host": max_conc,
     });
-    let out = dir.join("result.json");
-    std::fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
-    eprintln!(
-        "wrote {}",
-        out.strip_prefix(&root).unwrap_or(&out).display()
-    );
-    Ok(())
+    super::write_result(&root, &dir, &report)
 }
 
 /// Checks an untimed crawl's manifest: all hosts `ok`, every repo of each

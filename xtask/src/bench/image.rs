@@ -158,8 +158,7 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         "qcow2_bytes": {"baseline": size_base, "qcow2_build": size_ours},
         "written_bytes": {"baseline": w_base, "qcow2_build": w_ours},
     });
-    fs::write(dir.join("result.json"), serde_json::to_vec_pretty(&report)?)?;
-    Ok(())
+    super::write_result(&root, &dir, &report)
 }
 
 /// Composes the corpus plus the fixture kernel once into `repo`.

@@ -7,6 +7,7 @@ mod image;
 mod serve;
 mod summary;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,15 @@ fn median(samples: &mut [Duration]) -> Duration {
     } else {
         (samples[n / 2 - 1] + samples[n / 2]) / 2
     }
+}
+
+/// Writes `report` as `dir/result.json` and says where (relative to the
+/// workspace `root`).
+fn write_result(root: &Path, dir: &Path, report: &serde_json::Value) -> anyhow::Result<()> {
+    let out = dir.join("result.json");
+    std::fs::write(&out, serde_json::to_vec_pretty(report)?)?;
+    eprintln!("wrote {}", out.strip_prefix(root).unwrap_or(&out).display());
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {

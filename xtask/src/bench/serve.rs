@@ -151,22 +151,15 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         if ok { "met" } else { "NOT met" }
     )?;
     print!("{text}");
-    let out = dir.join("result.json");
-    std::fs::write(
-        &out,
-        serde_json::to_vec_pretty(&json!({
+    super::write_result(
+        &root,
+        &dir,
+        &json!({
             "benchmark": "serve", "hosts": HOSTS, "repos": REPOS,
             "seconds": SECONDS, "runs": runs, "cases": report,
             "serve_peak_rss_mb": rss_mb, "targets_met": ok,
-        }))?,
-    )?;
-    eprintln!(
-        "wrote {}",
-        out.strip_prefix(&root).unwrap_or(&out).display()
-    );
-    drop(nginx);
-    drop(serve);
-    Ok(())
+        }),
+    )
 }
 
 /// The manifest: 300 hosts in 43 countries (20 in DE), each with https,

@@ -64,11 +64,5 @@ pub fn run(runs: usize) -> anyhow::Result<()> {
         "median_summary_gen_ms": ms(m_ours),
         "ratio": ratio,
     });
-    let out = dir.join("result.json");
-    std::fs::write(&out, serde_json::to_vec_pretty(&report)?)?;
-    eprintln!(
-        "wrote {}",
-        out.strip_prefix(&root).unwrap_or(&out).display()
-    );
-    Ok(())
+    super::write_result(&root, &dir, &report)
 }

@@ -1,6 +1,5 @@
 //! The table and `result.json` of `cargo xtask bench compose`.
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -131,8 +130,5 @@ pub fn report(
             "peak_rss_bytes": {"max": RSS_BYTES, "met": rss_ok},
         },
     });
-    let out = dir.join("result.json");
-    fs::write(&out, serde_json::to_vec_pretty(&result)?)?;
-    eprintln!("wrote {}", out.strip_prefix(root).unwrap_or(&out).display());
-    Ok(())
+    super::super::write_result(root, dir, &result)
 }
