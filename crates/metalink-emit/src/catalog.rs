@@ -419,8 +419,10 @@ mod tests {
         assert_eq!(names(1), ["good", "trusted"]);
     }
 
+    /// The scan root named here does not exist: the answers can only come
+    /// from the scan (a path lookup that touched the filesystem would fail).
     #[test]
-    fn lookups_by_name_and_path_never_touch_the_filesystem() {
+    fn lookups_by_name_and_by_normalised_path_answer_from_the_scan_alone() {
         let (scan, mirrors) = sections(
             vec![
                 repo("pub/fedora/linux/x86_64/os", RepoKind::Yum, "fedora"),

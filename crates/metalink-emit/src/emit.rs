@@ -72,6 +72,18 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
         }
         stems.push(stem);
     }
+    // A re-run rewrites the same files: their entries are replaced, all
+    // dropped at once rather than one scan of the list per file.
+    let mut written: HashSet<String> = HashSet::new();
+    for stem in &stems {
+        for f in &formats {
+            let path = dir.join(format!("{stem}.{}", f.extension()));
+            written.insert(path.to_string_lossy().into_owned());
+        }
+    }
+    manifest.retain("metalinks", |e| {
+        !e["path"].as_str().is_some_and(|p| written.contains(p))
+    })?;
     let mut scratch = Scratch::default();
     let mut buf = Vec::new();
     for (repo, stem) in cat.repos.iter().zip(&stems) {
@@ -107,8 +119,6 @@ pub fn run(args: &EmitArgs, common: &Common) -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
             log::debug!("{}: {urls} URLs", path.display());
             let path = path.to_string_lossy().into_owned();
-            // A re-run rewrites the same files: their entries are replaced.
-            manifest.retain("metalinks", |e| e["path"] != *path)?;
             manifest.push(
                 "metalinks",
                 &MetalinkEntry {

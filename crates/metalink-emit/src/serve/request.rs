@@ -56,8 +56,10 @@ pub(super) fn handle(
     peer: SocketAddr,
     req: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let resp = respond(shared, peer, req);
-    let client = client_ip(None, req, peer);
+    // The address that asked (X-Forwarded-For, else the peer): parsed
+    // once, for the answer and the log.
+    let client = client_ip(req, peer);
+    let resp = respond(shared, client, req);
     shared.log.line(format_args!(
         "{} {} \"{} {}\" {} {}",
         peer.ip(),
@@ -76,7 +78,7 @@ fn body_len(resp: &Response<Full<Bytes>>) -> u64 {
         .unwrap_or(0)
 }
 
-fn respond(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn respond(shared: &Shared, asker: IpAddr, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let endpoint = match req.uri().path() {
         "/metalink" => Endpoint::Metalink,
         "/mirrorlist" => Endpoint::Mirrorlist,
@@ -126,7 +128,7 @@ fn respond(shared: &Shared, peer: SocketAddr, req: &Request<Incoming>) -> Respon
             };
         };
         let repo = &cat.repos[idx];
-        let ip = client_ip(q.ip, req, peer);
+        let ip = q.ip.unwrap_or(asker);
         // country= beats GeoIP, as in MirrorManager.
         let place = match (&q.country, &shared.geoip) {
             (None, Some(db)) => db.locate(ip),
@@ -208,23 +210,16 @@ fn redirect(cat: &Catalog, repo: &Repo, order: &[u32], protocols: u8) -> Respons
     }
 }
 
-/// `ip=` when given, else the last X-Forwarded-For entry (the one our own
-/// proxy added), else the peer.
-fn client_ip(given: Option<IpAddr>, req: &Request<Incoming>, peer: SocketAddr) -> IpAddr {
-    given
-        .or_else(|| {
-            req.headers()
-                .get_all("x-forwarded-for")
-                .iter()
-                .next_back()?
-                .to_str()
-                .ok()?
-                .rsplit(',')
-                .next()?
-                .trim()
-                .parse()
-                .ok()
-        })
+/// The last X-Forwarded-For entry (the one our own proxy added), else the
+/// peer. (`ip=` in the query overrides it for ordering.)
+fn client_ip(req: &Request<Incoming>, peer: SocketAddr) -> IpAddr {
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| peer.ip())
 }
 
